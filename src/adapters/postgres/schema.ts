@@ -1,0 +1,41 @@
+import type { Generated } from 'kysely'
+
+export interface ProductsTable {
+  sku: string
+  version_number: number
+}
+
+export interface BatchesTable {
+  id: Generated<number>
+  ref: string
+  sku: string
+  /** A `date` column, read back as `YYYY-MM-DD` text (see database.ts). */
+  eta: string | null
+  purchased: number
+  allocated: number
+}
+
+export interface AllocationsTable {
+  id: Generated<number>
+  orderid: string
+  sku: string
+  qty: number
+  batch_id: number
+}
+
+export interface OutboxTable {
+  id: Generated<number>
+  sku: string
+  type: string
+  payload: unknown
+  created_at: Generated<Date>
+  delivered_at: Date | null
+  attempts: Generated<number>
+}
+
+export interface Schema {
+  products: ProductsTable
+  batches: BatchesTable
+  allocations: AllocationsTable
+  outbox: OutboxTable
+}

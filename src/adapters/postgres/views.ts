@@ -1,0 +1,78 @@
+import { sql } from 'kysely'
+import type { AllocationView, BatchView, ProductView, ReadViews, StoredEvent } from '../../service-layer/ports.ts'
+import type { Database } from './database.ts'
+import { toStoredEvent } from './outbox.ts'
+
+export class PgViews implements ReadViews {
+  readonly #database: Database
+
+  constructor(database: Database) {
+    this.#database = database
+  }
+
+  allocations(orderid: string): Promise<AllocationView[]> {
+    return this.#read((db) =>
+      db
+        .selectFrom('allocations as a')
+        .innerJoin('batches as b', 'b.id', 'a.batch_id')
+        .select(['a.sku', 'b.ref as batchref', 'a.qty'])
+        .where('a.orderid', '=', orderid)
+        .orderBy('a.id')
+        .execute(),
+    )
+  }
+
+  async batch(ref: string): Promise<BatchView | undefined> {
+    const row = await this.#read((db) => this.#batches(db).where('ref', '=', ref).executeTakeFirst())
+    return row && toBatchView(row)
+  }
+
+  async product(sku: string): Promise<ProductView | undefined> {
+    const rows = await this.#read((db) =>
+      this.#batches(db).where('sku', '=', sku).orderBy(sql`eta asc nulls first`).orderBy('id').execute(),
+    )
+    if (rows.length === 0) return undefined
+    const batches = rows.map(toBatchView)
+    const sum = (pick: (b: BatchView) => number) => batches.reduce((total, b) => total + pick(b), 0)
+    return {
+      sku,
+      batches,
+      totals: {
+        purchased: sum((b) => b.purchased),
+        allocated: sum((b) => b.allocated),
+        available: sum((b) => b.available),
+      },
+    }
+  }
+
+  async events(after: number, limit: number): Promise<StoredEvent[]> {
+    const rows = await this.#read((db) =>
+      db.selectFrom('outbox').select(['id', 'payload']).where('id', '>', after).orderBy('id').limit(limit).execute(),
+    )
+    return rows.map(toStoredEvent)
+  }
+
+  #batches(db: Database['db']) {
+    return db.selectFrom('batches').select(['id', 'ref', 'sku', 'eta', 'purchased', 'allocated'])
+  }
+
+  async #read<T>(query: (db: Database['db']) => Promise<T>): Promise<T> {
+    const release = await this.#database.acquire()
+    try {
+      return await query(this.#database.db)
+    } finally {
+      release()
+    }
+  }
+}
+
+function toBatchView(row: {
+  ref: string
+  sku: string
+  eta: string | null
+  purchased: number
+  allocated: number
+}): BatchView {
+  const { ref, sku, eta, purchased, allocated } = row
+  return { ref, sku, eta, purchased, allocated, available: purchased - allocated }
+}

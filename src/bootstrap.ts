@@ -1,0 +1,57 @@
+import { pino } from 'pino'
+import { LoggedNotifications } from './adapters/logged-notifications.ts'
+import { type Database, openDatabase } from './adapters/postgres/database.ts'
+import { migrateToLatest } from './adapters/postgres/migrator.ts'
+import { PgOutbox } from './adapters/postgres/outbox.ts'
+import { pgUnitOfWork } from './adapters/postgres/unit-of-work.ts'
+import { PgViews } from './adapters/postgres/views.ts'
+import type { Config } from './config.ts'
+import { type BusDependencies, createMessageBus, type MessageBus } from './service-layer/message-bus.ts'
+import type { ReadViews } from './service-layer/ports.ts'
+
+export type Overrides = Partial<Omit<BusDependencies, 'maxAttempts'>> & { views?: ReadViews; database?: Database }
+
+export type Service = Readonly<{
+  bus: MessageBus
+  views: ReadViews
+  logger: BusDependencies['logger']
+  /** `null` when every storage port was overridden (tests with fakes). */
+  database: Database | null
+  /** Brings the schema up to date; a no-op without a database. */
+  migrate(): Promise<void>
+  close(): Promise<void>
+}>
+
+/** The composition root: real adapters for whatever `overrides` does not provide. Connects lazily. */
+export function bootstrap(config: Config, overrides: Overrides = {}): Service {
+  const logger = overrides.logger ?? pino({ level: config.logLevel })
+  const needsDatabase = !(overrides.startUnitOfWork && overrides.outbox && overrides.views)
+  const database =
+    overrides.database ??
+    (needsDatabase
+      ? openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.poolSize })
+      : null)
+  const require = () => {
+    if (!database) throw new Error('No database configured')
+    return database
+  }
+  const bus = createMessageBus({
+    startUnitOfWork: overrides.startUnitOfWork ?? pgUnitOfWork(require()),
+    outbox: overrides.outbox ?? new PgOutbox(require()),
+    notifications: overrides.notifications ?? new LoggedNotifications(logger),
+    publisher: overrides.publisher ?? { publish: async () => {} },
+    logger,
+  })
+  return {
+    bus,
+    views: overrides.views ?? new PgViews(require()),
+    logger,
+    database,
+    async migrate() {
+      if (database) await migrateToLatest(database.db)
+    },
+    async close() {
+      await database?.close()
+    },
+  }
+}

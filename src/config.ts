@@ -1,0 +1,35 @@
+/** The service's settings, read from the environment; reading them opens nothing. */
+export type Config = Readonly<{
+  host: string
+  port: number
+  /** PostgreSQL server; `null` runs on the embedded PGlite under `dataDir`. */
+  databaseUrl: string | null
+  dataDir: string
+  poolSize: number
+  redisUrl: string | null
+  smtpUrl: string | null
+  stockTeamEmail: string
+  logLevel: string
+}>
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return {
+    host: env.HOST || '127.0.0.1',
+    port: integer(env, 'PORT', 5005),
+    databaseUrl: env.DATABASE_URL || null,
+    dataDir: env.DATA_DIR || './data',
+    poolSize: integer(env, 'DATABASE_POOL_SIZE', 10),
+    redisUrl: env.REDIS_URL || null,
+    smtpUrl: env.SMTP_URL || null,
+    stockTeamEmail: env.STOCK_TEAM_EMAIL || 'stock-team@localhost',
+    logLevel: env.LOG_LEVEL || 'info',
+  }
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, not "${raw}"`)
+  return value
+}

@@ -1,0 +1,118 @@
+import type { Command } from '../domain/commands.ts'
+import type { DomainEvent } from '../domain/events.ts'
+import {
+  type CommandHandler,
+  type CommandHandlers,
+  type CommandResults,
+  commandHandlers,
+  type EventHandler,
+  type EventHandlers,
+  eventHandlers,
+  type HandlerDeps,
+} from './handlers.ts'
+import {
+  ConcurrencyConflict,
+  type EventPublisher,
+  type Logger,
+  type Notifications,
+  type Outbox,
+  type StartUnitOfWork,
+  type StoredEvent,
+  type UnitOfWork,
+} from './ports.ts'
+
+export type BusDependencies = Readonly<{
+  startUnitOfWork: StartUnitOfWork
+  outbox: Outbox
+  notifications: Notifications
+  publisher: EventPublisher
+  logger: Logger
+  /** Attempts of one message when its transaction loses a race (default 12). */
+  maxAttempts?: number
+}>
+
+export interface MessageBus {
+  /** Handles the command, then every event it raised and their consequences; re-throws the command's error. */
+  handle<C extends Command>(command: C): Promise<CommandResults[C['type']]>
+  /** Hands a stored event (again) to its handlers, as the outbox sweep does; true when all succeeded. */
+  deliver(stored: StoredEvent): Promise<boolean>
+}
+
+export function createMessageBus(
+  deps: BusDependencies,
+  handlers: { commands: CommandHandlers; events: EventHandlers } = { commands: commandHandlers, events: eventHandlers },
+): MessageBus {
+  const { logger, outbox } = deps
+  const maxAttempts = deps.maxAttempts ?? 12
+
+  /** Runs `work` in a fresh unit of work, again on a lost race, and returns what it committed. */
+  async function inUnitOfWork<R>(work: (deps: HandlerDeps) => Promise<R>): Promise<[R, StoredEvent[]]> {
+    for (let attempt = 1; ; attempt++) {
+      const uow: UnitOfWork = await deps.startUnitOfWork()
+      try {
+        const result = await work({ ...deps, uow })
+        return [result, uow.collectNewEvents()]
+      } catch (error) {
+        if (!(error instanceof ConcurrencyConflict) || attempt >= maxAttempts) throw error
+        logger.debug({ err: error, attempt }, 'transaction lost a race; retrying')
+      } finally {
+        await uow.close()
+      }
+      await backoff(attempt)
+    }
+  }
+
+  /** Runs every handler of one event; returns the events they committed and whether all succeeded. */
+  async function handleEvent({ id, event }: StoredEvent): Promise<[StoredEvent[], boolean]> {
+    const raised: StoredEvent[] = []
+    let succeeded = true
+    const handlersOfEvent = handlers.events[event.type] as ReadonlyArray<EventHandler<DomainEvent>>
+    for (const handler of handlersOfEvent) {
+      try {
+        const [, events] = await inUnitOfWork((handlerDeps) => handler(event, handlerDeps, id))
+        raised.push(...events)
+      } catch (error) {
+        succeeded = false
+        logger.error({ err: error, eventId: id, event, handler: handler.name }, 'event handler failed; will retry')
+      }
+    }
+    if (succeeded) {
+      try {
+        await outbox.markDelivered(id)
+      } catch (error) {
+        logger.warn({ err: error, eventId: id }, 'could not mark event delivered; it will be delivered again')
+      }
+    }
+    return [raised, succeeded]
+  }
+
+  /** The queue is local to each call: concurrent calls share nothing mutable. */
+  async function drain(queue: StoredEvent[]): Promise<boolean> {
+    let allSucceeded = true
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      const [raised, succeeded] = await handleEvent(next)
+      queue.push(...raised)
+      allSucceeded &&= succeeded
+    }
+    return allSucceeded
+  }
+
+  return {
+    async handle<C extends Command>(command: C) {
+      // The registry's mapped type pairs each command type with its handler; TypeScript cannot follow that link.
+      const handler = handlers.commands[command.type] as unknown as CommandHandler<C>
+      const [result, events] = await inUnitOfWork((handlerDeps) => handler(command, handlerDeps))
+      await drain(events)
+      return result
+    },
+    async deliver(stored) {
+      const [raised, succeeded] = await handleEvent(stored)
+      return (await drain(raised)) && succeeded
+    },
+  }
+}
+
+function backoff(attempt: number): Promise<void> {
+  const ceiling = Math.min(100, 2 ** attempt)
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling))
+}

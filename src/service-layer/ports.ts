@@ -1,0 +1,91 @@
+import type { DomainEvent } from '../domain/events.ts'
+import type { Product } from '../domain/model.ts'
+
+/** Which allocations to load with a product; its batches always come whole. */
+export type LoadOptions = Readonly<{
+  /** The allocations of these orders (for the product's sku), where they exist. */
+  orderids?: readonly string[]
+  /** The most recent allocations of batch `ref` whose quantities together cover its excess over `qty`. */
+  excessOf?: Readonly<{ ref: string; qty: number }>
+}>
+
+export interface ProductRepository {
+  get(sku: string, load?: LoadOptions): Promise<Product | undefined>
+  /** The sku of batch `ref`, whichever product it belongs to. */
+  skuOfBatch(ref: string): Promise<string | undefined>
+  add(product: Product): void
+}
+
+/** A domain event as the outbox stored it: `id` is unique and increases with commit order per sku. */
+export type StoredEvent = Readonly<{ id: number; event: DomainEvent }>
+
+/**
+ * One transaction. `commit` saves every product the repository handed out together with its new
+ * events (to the outbox); `close` ends it, rolling back whatever was not committed.
+ */
+export interface UnitOfWork {
+  readonly products: ProductRepository
+  commit(): Promise<void>
+  /** The events this unit of work committed, each once. */
+  collectNewEvents(): StoredEvent[]
+  close(): Promise<void>
+}
+
+export type StartUnitOfWork = () => Promise<UnitOfWork>
+
+/** Delivery bookkeeping of the outbox: what the in-process handlers have fully handled. */
+export interface Outbox {
+  markDelivered(id: number): Promise<void>
+  /** Undelivered events older than `olderThanMs`, oldest first. */
+  undelivered(limit: number, olderThanMs: number): Promise<StoredEvent[]>
+}
+
+export interface Notifications {
+  /** Tells the stock team; delivery is at least once. */
+  send(subject: string, body: string): Promise<void>
+}
+
+/** Publishes events to other services; at least once, consumers de-duplicate by `id`. */
+export interface EventPublisher {
+  publish(stored: StoredEvent): Promise<void>
+}
+
+/** The subset of pino the service layer uses. */
+export interface Logger {
+  debug(obj: object, msg?: string): void
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+}
+
+/** A write lost a race for its product (version changed, serialisation failure); retrying is safe. */
+export class ConcurrencyConflict extends Error {
+  override readonly name = 'ConcurrencyConflict'
+}
+
+export type BatchView = Readonly<{
+  ref: string
+  sku: string
+  eta: string | null
+  purchased: number
+  allocated: number
+  available: number
+}>
+
+export type ProductView = Readonly<{
+  sku: string
+  /** In allocation preference order. */
+  batches: BatchView[]
+  totals: Readonly<{ purchased: number; allocated: number; available: number }>
+}>
+
+export type AllocationView = Readonly<{ sku: string; batchref: string; qty: number }>
+
+/** The read side: plain queries, consistent as soon as a write has answered. */
+export interface ReadViews {
+  allocations(orderid: string): Promise<AllocationView[]>
+  batch(ref: string): Promise<BatchView | undefined>
+  product(sku: string): Promise<ProductView | undefined>
+  /** Events after `after` in outbox order, delivered or not. */
+  events(after: number, limit: number): Promise<StoredEvent[]>
+}

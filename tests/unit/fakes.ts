@@ -1,0 +1,220 @@
+import { bootstrap, type Service } from '../../src/bootstrap.ts'
+import { loadConfig } from '../../src/config.ts'
+import type { DomainEvent } from '../../src/domain/events.ts'
+import { Batch, Product } from '../../src/domain/model.ts'
+import {
+  ConcurrencyConflict,
+  type EventPublisher,
+  type LoadOptions,
+  type Logger,
+  type Notifications,
+  type Outbox,
+  type ReadViews,
+  type StoredEvent,
+  type UnitOfWork,
+} from '../../src/service-layer/ports.ts'
+import { type ProductStore, TrackingRepository } from '../../src/service-layer/tracking-repository.ts'
+
+type BatchRow = { ref: string; sku: string; eta: string | null; seq: number; purchased: number; allocated: number }
+type AllocationRow = { id: number; orderid: string; sku: string; qty: number; batchref: string }
+
+/** The committed state, as the database would hold it. */
+export class FakeStorage {
+  versions = new Map<string, number>()
+  batches = new Map<string, BatchRow>()
+  allocations: AllocationRow[] = []
+  outbox: StoredEvent[] = []
+  delivered = new Set<number>()
+  nextId = 1
+  commits = 0
+
+  copy(): FakeStorage {
+    const copy = new FakeStorage()
+    copy.versions = new Map(this.versions)
+    copy.batches = new Map([...this.batches].map(([ref, row]) => [ref, { ...row }]))
+    copy.allocations = this.allocations.map((row) => ({ ...row }))
+    copy.outbox = [...this.outbox]
+    copy.delivered = new Set(this.delivered)
+    copy.nextId = this.nextId
+    copy.commits = this.commits
+    return copy
+  }
+}
+
+class FakeProductStore implements ProductStore {
+  readonly loaded = new WeakMap<Product, { version: number | null; orderids: Set<string> }>()
+  readonly #storage: FakeStorage
+
+  constructor(storage: FakeStorage) {
+    this.#storage = storage
+  }
+
+  async load(sku: string, { orderids = [], excessOf }: LoadOptions): Promise<Product | undefined> {
+    await Promise.resolve()
+    const s = this.#storage
+    const version = s.versions.get(sku)
+    if (version === undefined) return undefined
+    const ofSku = s.allocations.filter((a) => a.sku === sku)
+    const chosen = new Set(ofSku.filter((a) => orderids.includes(a.orderid)))
+    if (excessOf) {
+      const batch = s.batches.get(excessOf.ref)
+      let excess = batch ? batch.allocated - excessOf.qty : 0
+      for (const a of ofSku.filter((row) => row.batchref === excessOf.ref).reverse()) {
+        if (excess <= 0) break
+        chosen.add(a)
+        excess -= a.qty
+      }
+    }
+    const allocations = ofSku.filter((a) => chosen.has(a))
+    const product = new Product({
+      sku,
+      versionNumber: version,
+      batches: [...s.batches.values()]
+        .filter((b) => b.sku === sku)
+        .map((b) => new Batch({ ...b, purchasedQuantity: b.purchased, allocatedQuantity: b.allocated })),
+      allocations: allocations.map((a) => ({ line: { orderid: a.orderid, sku, qty: a.qty }, batchref: a.batchref })),
+    })
+    this.loaded.set(product, { version, orderids: new Set(allocations.map((a) => a.orderid)) })
+    return product
+  }
+
+  async skuOfBatch(ref: string): Promise<string | undefined> {
+    await Promise.resolve()
+    return this.#storage.batches.get(ref)?.sku
+  }
+
+  /** Applies the product's changes to `target`, refusing them if the version moved meanwhile. */
+  save(product: Product, target: FakeStorage): void {
+    const before = this.loaded.get(product) ?? { version: null, orderids: new Set<string>() }
+    if (before.version === product.versionNumber) return
+    if ((target.versions.get(product.sku) ?? null) !== before.version) {
+      throw new ConcurrencyConflict(`Product ${product.sku} changed concurrently`)
+    }
+    target.versions.set(product.sku, product.versionNumber)
+    for (const b of product.batches) {
+      const { ref, sku, eta, seq, purchasedQuantity: purchased, allocatedQuantity: allocated } = b
+      target.batches.set(ref, { ref, sku, eta, seq, purchased, allocated })
+    }
+    target.allocations = target.allocations.filter(
+      (a) => a.sku !== product.sku || !before.orderids.has(a.orderid) || product.allocations.has(a.orderid),
+    )
+    for (const { line, batchref } of product.allocations.values()) {
+      if (before.orderids.has(line.orderid)) continue
+      if (target.allocations.some((a) => a.sku === line.sku && a.orderid === line.orderid)) {
+        throw new ConcurrencyConflict(`Order ${line.orderid} of ${line.sku} allocated concurrently`)
+      }
+      target.allocations.push({ id: target.nextId++, ...line, batchref })
+    }
+  }
+}
+
+/** One transaction over `FakeStorage`: it reads committed state and writes at commit, all or nothing. */
+export class FakeUnitOfWork implements UnitOfWork {
+  readonly products: TrackingRepository
+  readonly #store: FakeProductStore
+  readonly #storage: FakeStorage
+  #committed: StoredEvent[] = []
+
+  constructor(storage: FakeStorage) {
+    this.#storage = storage
+    this.#store = new FakeProductStore(storage)
+    this.products = new TrackingRepository(this.#store)
+  }
+
+  async commit(): Promise<void> {
+    await Promise.resolve()
+    const next = this.#storage.copy()
+    const stored: StoredEvent[] = []
+    for (const product of this.products.seen.values()) {
+      this.#store.save(product, next)
+      for (const event of product.events.splice(0)) stored.push({ id: next.nextId++, event })
+    }
+    next.outbox.push(...stored)
+    next.commits += 1
+    Object.assign(this.#storage, next)
+    this.#committed.push(...stored)
+  }
+
+  collectNewEvents(): StoredEvent[] {
+    return this.#committed.splice(0)
+  }
+
+  async close(): Promise<void> {}
+}
+
+export class FakeOutbox implements Outbox {
+  readonly #storage: FakeStorage
+  constructor(storage: FakeStorage) {
+    this.#storage = storage
+  }
+  async markDelivered(id: number): Promise<void> {
+    this.#storage.delivered.add(id)
+  }
+  async undelivered(limit: number): Promise<StoredEvent[]> {
+    return this.#storage.outbox.filter((e) => !this.#storage.delivered.has(e.id)).slice(0, limit)
+  }
+}
+
+export class FakeNotifications implements Notifications {
+  readonly sent: Array<{ subject: string; body: string }> = []
+  async send(subject: string, body: string): Promise<void> {
+    this.sent.push({ subject, body })
+  }
+}
+
+export class FakePublisher implements EventPublisher {
+  readonly published: StoredEvent[] = []
+  async publish(stored: StoredEvent): Promise<void> {
+    this.published.push(stored)
+  }
+}
+
+export class FakeLogger implements Logger {
+  readonly errors: Array<{ obj: object; msg: string | undefined }> = []
+  debug(): void {}
+  info(): void {}
+  warn(): void {}
+  error(obj: object, msg?: string): void {
+    this.errors.push({ obj, msg })
+  }
+}
+
+const noViews: ReadViews = {
+  allocations: async () => [],
+  batch: async () => undefined,
+  product: async () => undefined,
+  events: async () => [],
+}
+
+export type TestApp = Service & {
+  storage: FakeStorage
+  notifications: FakeNotifications
+  publisher: FakePublisher
+  logger: FakeLogger
+  /** The events committed so far, in commit order. */
+  events(): DomainEvent[]
+}
+
+/** The real `bootstrap()` with fakes for every port, as the book's tests do. */
+export function bootstrapTestApp(): TestApp {
+  const storage = new FakeStorage()
+  const notifications = new FakeNotifications()
+  const publisher = new FakePublisher()
+  const logger = new FakeLogger()
+  const service = bootstrap(loadConfig({}), {
+    startUnitOfWork: async () => new FakeUnitOfWork(storage),
+    outbox: new FakeOutbox(storage),
+    notifications,
+    publisher,
+    logger,
+    views: noViews,
+  })
+  return {
+    ...service,
+    storage,
+    notifications,
+    publisher,
+    logger,
+    events: () => storage.outbox.map((e) => e.event),
+  }
+}

@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest'
+import type { DomainEvent } from '../../src/domain/events.ts'
+import { commandHandlers, eventHandlers } from '../../src/service-layer/handlers.ts'
+import { createMessageBus } from '../../src/service-layer/message-bus.ts'
+import {
+  bootstrapTestApp,
+  FakeLogger,
+  FakeNotifications,
+  FakeOutbox,
+  FakePublisher,
+  FakeStorage,
+  FakeUnitOfWork,
+} from './fakes.ts'
+
+describe('message bus', () => {
+  it('handles every event of concurrent calls exactly once', async () => {
+    const app = bootstrapTestApp()
+    const skus = ['A', 'B', 'C']
+    for (const sku of skus)
+      await app.bus.handle({ type: 'CreateBatch', ref: `batch-${sku}`, sku, qty: 1000, eta: null })
+    app.publisher.published.length = 0
+
+    await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        app.bus.handle({ type: 'Allocate', orderid: `order-${i}`, sku: skus[i % 3] as string, qty: 1 }),
+      ),
+    )
+
+    const allocated = app.storage.outbox.filter((e) => e.event.type === 'Allocated')
+    expect(allocated).toHaveLength(60)
+    expect(app.publisher.published.map((e) => e.id).sort()).toEqual(allocated.map((e) => e.id).sort())
+    expect(app.storage.batches.get('batch-A')?.allocated).toBe(20)
+  })
+
+  it('retries a command that lost a race for its product, so callers never see the conflict', async () => {
+    const app = bootstrapTestApp()
+    await app.bus.handle({ type: 'CreateBatch', ref: 'b1', sku: 'HOT', qty: 10, eta: null })
+    const results = await Promise.all(
+      Array.from({ length: 15 }, (_, i) => app.bus.handle({ type: 'Allocate', orderid: `o${i}`, sku: 'HOT', qty: 1 })),
+    )
+    expect(results.filter((r) => r.batchref === 'b1')).toHaveLength(10)
+    expect(results.filter((r) => r.batchref === null)).toHaveLength(5)
+    expect(app.storage.batches.get('b1')?.allocated).toBe(10)
+  })
+
+  it('logs a failing event handler, does not fail the caller, and leaves the event undelivered', async () => {
+    const storage = new FakeStorage()
+    const logger = new FakeLogger()
+    const outbox = new FakeOutbox(storage)
+    const failing = async () => {
+      throw new Error('mail server down')
+    }
+    const bus = createMessageBus(
+      {
+        startUnitOfWork: async () => new FakeUnitOfWork(storage),
+        outbox,
+        notifications: new FakeNotifications(),
+        publisher: new FakePublisher(),
+        logger,
+      },
+      { commands: commandHandlers, events: { ...eventHandlers, OutOfStock: [failing] } },
+    )
+    await bus.handle({ type: 'CreateBatch', ref: 'b1', sku: 'LAMP', qty: 1, eta: null })
+    await expect(bus.handle({ type: 'Allocate', orderid: 'o1', sku: 'LAMP', qty: 5 })).resolves.toEqual({
+      batchref: null,
+    })
+    expect(logger.errors).toHaveLength(1)
+    const pending = await outbox.undelivered(10)
+    expect(pending.map((e) => e.event.type)).toEqual(['OutOfStock'])
+  })
+
+  it('delivers a pending event again through deliver(), as the outbox sweep does', async () => {
+    const app = bootstrapTestApp()
+    await app.bus.handle({ type: 'CreateBatch', ref: 'b1', sku: 'SOFA', qty: 10, eta: null })
+    await app.bus.handle({ type: 'CreateBatch', ref: 'b2', sku: 'SOFA', qty: 10, eta: '2026-12-01' })
+    await app.bus.handle({ type: 'Allocate', orderid: 'o1', sku: 'SOFA', qty: 5 })
+    const deallocated: DomainEvent = {
+      type: 'Deallocated',
+      orderid: 'o1',
+      sku: 'SOFA',
+      qty: 5,
+      batchref: 'b1',
+      reason: 'batch-shrunk',
+    }
+    // The line is still allocated, so the repeated reallocation changes nothing.
+    expect(await app.bus.deliver({ id: 999, event: deallocated })).toBe(true)
+    expect(app.storage.allocations.map((a) => [a.orderid, a.batchref])).toEqual([['o1', 'b1']])
+    expect(app.storage.delivered.has(999)).toBe(true)
+  })
+})
