@@ -16,33 +16,34 @@ type Snapshot = Readonly<{
  * instead of failing, and writes back only what changed.
  */
 export class PgProductStore implements ProductStore {
-  readonly #trx: Transaction<Schema>
+  readonly #transaction: () => Promise<Transaction<Schema>>
   readonly #snapshots = new WeakMap<Product, Snapshot>()
 
-  constructor(trx: Transaction<Schema>) {
-    this.#trx = trx
+  constructor(transaction: () => Promise<Transaction<Schema>>) {
+    this.#transaction = transaction
   }
 
   async load(sku: string, load: LoadOptions): Promise<Product | undefined> {
-    const rows = await this.#trx
-      .selectFrom('products as p')
-      .leftJoin('batches as b', 'b.sku', 'p.sku')
-      .select(['p.version_number', 'b.id', 'b.ref', 'b.eta', 'b.purchased', 'b.allocated'])
-      .where('p.sku', '=', sku)
-      .orderBy('b.id')
-      .forUpdate('p')
+    const trx = await this.#transaction()
+    // Lock first, then read: a statement that waited for the lock still reads its own, older snapshot
+    // of the other tables, so the batches must come from a statement that starts after the lock is held.
+    const locked = await trx
+      .selectFrom('products')
+      .select('version_number')
+      .where('sku', '=', sku)
+      .forUpdate()
+      .executeTakeFirst()
+    if (!locked) return undefined
+    const batches = await trx
+      .selectFrom('batches')
+      .select(['id', 'ref', 'eta', 'purchased', 'allocated'])
+      .where('sku', '=', sku)
+      .orderBy('id')
       .execute()
-    const first = rows[0]
-    if (!first) return undefined
-    const batches = rows.flatMap((r) =>
-      r.id === null || r.ref === null || r.purchased === null || r.allocated === null
-        ? []
-        : [{ id: r.id, ref: r.ref, eta: r.eta, purchased: r.purchased, allocated: r.allocated }],
-    )
-    const allocations = await this.#loadAllocations(sku, load)
+    const allocations = await this.#loadAllocations(trx, sku, load)
     const product = new Product({
       sku,
-      versionNumber: first.version_number,
+      versionNumber: locked.version_number,
       batches: batches.map(
         (b) =>
           new Batch({
@@ -57,61 +58,34 @@ export class PgProductStore implements ProductStore {
       allocations,
     })
     this.#snapshots.set(product, {
-      versionNumber: first.version_number,
+      versionNumber: locked.version_number,
       batches: new Map(batches.map((b) => [b.ref, b])),
       allocations: new Map(allocations.map((a) => [a.line.orderid, a.batchref])),
     })
     return product
   }
 
-  async #loadAllocations(sku: string, { orderids = [], excessOf }: LoadOptions): Promise<Allocation[]> {
+  async #loadAllocations(
+    trx: Transaction<Schema>,
+    sku: string,
+    { orderids = [], excessOf }: LoadOptions,
+  ): Promise<Allocation[]> {
     const rows = [
-      ...(orderids.length > 0 ? await this.#allocationsOf(sku, orderids) : []),
-      ...(excessOf ? await this.#latestCovering(excessOf.ref, excessOf.qty) : []),
+      ...(orderids.length > 0 ? await allocationsOf(trx, sku, orderids) : []),
+      ...(excessOf ? await latestCovering(trx, excessOf.ref, excessOf.qty) : []),
     ].sort((a, b) => a.id - b.id)
     return rows.map((r) => ({ line: { orderid: r.orderid, sku, qty: r.qty }, batchref: r.ref }))
   }
 
-  #allocationsOf(sku: string, orderids: readonly string[]) {
-    return this.#trx
-      .selectFrom('allocations as a')
-      .innerJoin('batches as b', 'b.id', 'a.batch_id')
-      .select(['a.id', 'a.orderid', 'a.qty', 'b.ref'])
-      .where('a.sku', '=', sku)
-      .where('a.orderid', 'in', orderids)
-      .execute()
-  }
-
-  /** The newest allocations of batch `ref` that together cover what it holds beyond `qty`, and no more. */
-  #latestCovering(ref: string, qty: number) {
-    return this.#trx
-      .selectFrom((eb) =>
-        eb
-          .selectFrom('allocations as a')
-          .innerJoin('batches as b', 'b.id', 'a.batch_id')
-          .select([
-            'a.id',
-            'a.orderid',
-            'a.qty',
-            'b.ref',
-            sql<number>`b.allocated - ${qty} - sum(a.qty) over (order by a.id desc) + a.qty`.as('excess_before'),
-          ])
-          .where('b.ref', '=', ref)
-          .as('newest_first'),
-      )
-      .select(['id', 'orderid', 'qty', 'ref'])
-      .where('excess_before', '>', 0)
-      .execute()
-  }
-
   async skuOfBatch(ref: string): Promise<string | undefined> {
-    const row = await this.#trx.selectFrom('batches').select('sku').where('ref', '=', ref).executeTakeFirst()
+    const trx = await this.#transaction()
+    const row = await trx.selectFrom('batches').select('sku').where('ref', '=', ref).executeTakeFirst()
     return row?.sku
   }
 
   /** Writes the product's changes; a version that moved since the load is a conflict. */
   async save(product: Product): Promise<void> {
-    const trx = this.#trx
+    const trx = await this.#transaction()
     const before = this.#snapshots.get(product) ?? { versionNumber: null, batches: new Map(), allocations: new Map() }
     if (before.versionNumber === product.versionNumber) return
     if (before.versionNumber === null) {
@@ -171,4 +145,36 @@ export class PgProductStore implements ProductStore {
         .execute()
     }
   }
+}
+
+function allocationsOf(trx: Transaction<Schema>, sku: string, orderids: readonly string[]) {
+  return trx
+    .selectFrom('allocations as a')
+    .innerJoin('batches as b', 'b.id', 'a.batch_id')
+    .select(['a.id', 'a.orderid', 'a.qty', 'b.ref'])
+    .where('a.sku', '=', sku)
+    .where('a.orderid', 'in', orderids)
+    .execute()
+}
+
+/** The newest allocations of batch `ref` that together cover what it holds beyond `qty`, and no more. */
+function latestCovering(trx: Transaction<Schema>, ref: string, qty: number) {
+  return trx
+    .selectFrom((eb) =>
+      eb
+        .selectFrom('allocations as a')
+        .innerJoin('batches as b', 'b.id', 'a.batch_id')
+        .select([
+          'a.id',
+          'a.orderid',
+          'a.qty',
+          'b.ref',
+          sql<number>`b.allocated - ${qty} - sum(a.qty) over (order by a.id desc) + a.qty`.as('excess_before'),
+        ])
+        .where('b.ref', '=', ref)
+        .as('newest_first'),
+    )
+    .select(['id', 'orderid', 'qty', 'ref'])
+    .where('excess_before', '>', 0)
+    .execute()
 }

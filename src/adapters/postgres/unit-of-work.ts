@@ -15,41 +15,43 @@ import type { Schema } from './schema.ts'
 const RACE_CODES = new Set(['40001', '40P01', '23505'])
 
 export function pgUnitOfWork(database: Database): StartUnitOfWork {
-  return async () => {
-    const release = await database.acquire()
-    try {
-      const trx = await database.db.startTransaction().execute()
-      return new PgUnitOfWork(trx, release)
-    } catch (error) {
-      release()
-      throw error
-    }
-  }
+  return async () => new PgUnitOfWork(database)
 }
 
+/** The transaction begins at the first query, so a handler that never touches the database costs nothing. */
 class PgUnitOfWork implements UnitOfWork {
   readonly products: TrackingRepository
-  readonly #trx: ControlledTransaction<Schema>
+  readonly #database: Database
   readonly #store: PgProductStore
-  readonly #release: () => void
+  #trx: Promise<ControlledTransaction<Schema>> | null = null
+  #release: () => void = () => {}
   #committed: StoredEvent[] = []
 
-  constructor(trx: ControlledTransaction<Schema>, release: () => void) {
-    this.#trx = trx
-    this.#store = new PgProductStore(trx)
+  constructor(database: Database) {
+    this.#database = database
+    this.#store = new PgProductStore(() => this.#transaction())
     this.products = new TrackingRepository(this.#store)
-    this.#release = release
+  }
+
+  #transaction(): Promise<ControlledTransaction<Schema>> {
+    this.#trx ??= (async () => {
+      this.#release = await this.#database.acquire()
+      return this.#database.db.startTransaction().execute()
+    })()
+    return this.#trx
   }
 
   async commit(): Promise<void> {
+    if (this.products.seen.size === 0) return
     try {
+      const trx = await this.#transaction()
       const events = []
       for (const product of this.products.seen.values()) {
         await this.#store.save(product)
         events.push(...product.events.splice(0))
       }
-      const stored = await appendEvents(this.#trx, events)
-      await this.#trx.commit().execute()
+      const stored = await appendEvents(trx, events)
+      await trx.commit().execute()
       this.#committed.push(...stored)
     } catch (error) {
       if (isRace(error)) throw new ConcurrencyConflict('A concurrent transaction changed the product', { cause: error })
@@ -63,7 +65,8 @@ class PgUnitOfWork implements UnitOfWork {
 
   async close(): Promise<void> {
     try {
-      if (!this.#trx.isCommitted && !this.#trx.isRolledBack) await this.#trx.rollback().execute()
+      const trx = await this.#trx
+      if (trx && !trx.isCommitted && !trx.isRolledBack) await trx.rollback().execute()
     } finally {
       this.#release()
     }

@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { pgUnitOfWork } from '../../src/adapters/postgres/unit-of-work.ts'
+import { bootstrap, type Service } from '../../src/bootstrap.ts'
+import { loadConfig } from '../../src/config.ts'
+import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
+import { openTestDatabase, type TestDatabase } from './support.ts'
+
+describe('concurrent writers on the PostgreSQL server', () => {
+  let test: TestDatabase | null
+  let service: Service
+
+  beforeAll(async () => {
+    test = await openTestDatabase('postgres', 12)
+    if (test) service = bootstrap(loadConfig({ LOG_LEVEL: 'silent' }), { database: test.database })
+  })
+  afterAll(async () => test?.drop())
+
+  it('allocates exactly the stock to 100 concurrent orders and reports the rest out of stock', async (ctx) => {
+    if (!test) return ctx.skip()
+    const sku = randomSku('hot')
+    for (const eta of [null, '2027-01-01', '2027-02-01']) {
+      await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 20, eta })
+    }
+    const results = await Promise.all(
+      Array.from({ length: 100 }, () =>
+        service.bus.handle({ type: 'Allocate', orderid: randomOrderid(), sku, qty: 1 }),
+      ),
+    )
+    expect(results.filter((r) => r.batchref !== null)).toHaveLength(60)
+    expect(results.filter((r) => r.batchref === null)).toHaveLength(40)
+    const product = await service.views.product(sku)
+    expect(product?.totals).toEqual({ purchased: 60, allocated: 60, available: 0 })
+    const rows = await test.database.db.selectFrom('allocations').select('id').where('sku', '=', sku).execute()
+    expect(rows).toHaveLength(60)
+  })
+
+  it('queues the second of two concurrent transactions on one product behind the first, which then lands after it', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [sku, ref] = [randomSku(), randomBatchref()]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10, eta: null })
+    const start = pgUnitOfWork(test.database)
+    const [first, second] = [await start(), await start()]
+    const firstProduct = await first.products.get(sku)
+    const secondLoad = second.products.get(sku)
+    const raced = await Promise.race([secondLoad.then(() => 'loaded'), sleep(200).then(() => 'waiting')])
+    expect(raced).toBe('waiting')
+
+    firstProduct?.allocate({ orderid: 'first', sku, qty: 6 })
+    await first.commit()
+    await first.close()
+    const secondProduct = await secondLoad
+    expect(secondProduct?.versionNumber).toBe(2)
+    expect(secondProduct?.allocate({ orderid: 'second', sku, qty: 6 })).toBeNull()
+    expect(secondProduct?.allocate({ orderid: 'third', sku, qty: 4 })).toBe(ref)
+    await second.commit()
+    await second.close()
+
+    const version = await test.database.db
+      .selectFrom('products')
+      .select('version_number')
+      .where('sku', '=', sku)
+      .executeTakeFirst()
+    expect(version?.version_number).toBe(3)
+    expect((await service.views.batch(ref))?.allocated).toBe(10)
+  })
+})
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))

@@ -1,0 +1,35 @@
+import { type Database, openDatabase } from '../../src/adapters/postgres/database.ts'
+import { migrateToLatest } from '../../src/adapters/postgres/migrator.ts'
+import { createDatabase, createDataDir, postgresAvailable } from '../support/servers.ts'
+
+export type Mode = 'pglite' | 'postgres'
+export const modes: Mode[] = ['pglite', 'postgres']
+
+export type TestDatabase = {
+  database: Database
+  /** Every statement run since the last `statements.length = 0`. */
+  statements: string[]
+  drop(): Promise<void>
+}
+
+/** A migrated, empty database in `mode`, or `null` when the server is missing on a developer machine. */
+export async function openTestDatabase(mode: Mode, poolSize = 10): Promise<TestDatabase | null> {
+  if (mode === 'postgres' && !(await postgresAvailable())) return null
+  const statements: string[] = []
+  const place = mode === 'postgres' ? await createDatabase() : await createDataDir()
+  const database = openDatabase({
+    databaseUrl: 'url' in place ? place.url : null,
+    dataDir: 'dir' in place ? place.dir : '',
+    poolSize,
+    onQuery: (sql) => statements.push(sql),
+  })
+  await migrateToLatest(database.db)
+  return {
+    database,
+    statements,
+    async drop() {
+      await database.close()
+      await place.drop()
+    },
+  }
+}
