@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import pg from 'pg'
 
 /** The PostgreSQL server the tests use; each test file gets a database of its own on it. */
-export const postgresUrl = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+export const postgresUrl =
+  process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
 /**
  * Whether a server answers. Under `CI` a missing server is a failure, never a skip; on a developer
