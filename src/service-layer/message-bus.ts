@@ -34,6 +34,11 @@ export type BusDependencies = Readonly<{
 export interface MessageBus {
   /** Handles the command, then every event it raised and their consequences; re-throws the command's error. */
   handle<C extends Command>(command: C): Promise<CommandResults[C['type']]>
+  /**
+   * As `handle`, for a message from outside that may arrive more than once: the id is recorded with the
+   * command's transaction, and a message already handled resolves to `null` without running again.
+   */
+  handleOnce<C extends Command>(messageId: string, command: C): Promise<CommandResults[C['type']] | null>
   /** Hands a stored event (again) to its handlers, as the outbox sweep does; true when all succeeded. */
   deliver(stored: StoredEvent): Promise<boolean>
 }
@@ -102,6 +107,14 @@ export function createMessageBus(
       // The registry's mapped type pairs each command type with its handler; TypeScript cannot follow that link.
       const handler = handlers.commands[command.type] as unknown as CommandHandler<C>
       const [result, events] = await inUnitOfWork((handlerDeps) => handler(command, handlerDeps))
+      await drain(events)
+      return result
+    },
+    async handleOnce<C extends Command>(messageId: string, command: C) {
+      const handler = handlers.commands[command.type] as unknown as CommandHandler<C>
+      const [result, events] = await inUnitOfWork(async (handlerDeps) =>
+        (await handlerDeps.uow.claimMessage(messageId)) ? handler(command, handlerDeps) : null,
+      )
       await drain(events)
       return result
     },

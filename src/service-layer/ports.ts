@@ -28,6 +28,11 @@ export interface UnitOfWork {
   commit(): Promise<void>
   /** The events this unit of work committed, each once. */
   collectNewEvents(): StoredEvent[]
+  /**
+   * For messages from outside that may be redelivered: false when a message with this id was already
+   * committed; otherwise the commit records it, in the same transaction as the change.
+   */
+  claimMessage(messageId: string): Promise<boolean>
   close(): Promise<void>
 }
 
@@ -36,8 +41,12 @@ export type StartUnitOfWork = () => Promise<UnitOfWork>
 /** Delivery bookkeeping of the outbox: what the in-process handlers have fully handled. */
 export interface Outbox {
   markDelivered(id: number): Promise<void>
-  /** Undelivered events older than `olderThanMs`, oldest first. */
-  undelivered(limit: number, olderThanMs: number): Promise<StoredEvent[]>
+  /**
+   * Up to `limit` undelivered events that are due, oldest first, leased to the caller: each is not due
+   * again until its backoff (growing with its attempts) has passed, so several processes may sweep at once.
+   * A new event is first due a few seconds after its commit, leaving time for its delivery in line.
+   */
+  claimDue(limit: number): Promise<StoredEvent[]>
 }
 
 export interface Notifications {
@@ -86,6 +95,6 @@ export interface ReadViews {
   allocations(orderid: string): Promise<AllocationView[]>
   batch(ref: string): Promise<BatchView | undefined>
   product(sku: string): Promise<ProductView | undefined>
-  /** Events after `after` in outbox order, delivered or not. */
+  /** Committed events after `after`, in outbox order; one committed late never appears behind a later one. */
   events(after: number, limit: number): Promise<StoredEvent[]>
 }

@@ -25,6 +25,7 @@ export class FakeStorage {
   allocations: AllocationRow[] = []
   outbox: StoredEvent[] = []
   delivered = new Set<number>()
+  handledMessages = new Set<string>()
   nextId = 1
   commits = 0
 
@@ -35,6 +36,7 @@ export class FakeStorage {
     copy.allocations = this.allocations.map((row) => ({ ...row }))
     copy.outbox = [...this.outbox]
     copy.delivered = new Set(this.delivered)
+    copy.handledMessages = new Set(this.handledMessages)
     copy.nextId = this.nextId
     copy.commits = this.commits
     return copy
@@ -114,6 +116,7 @@ export class FakeUnitOfWork implements UnitOfWork {
   readonly #store: FakeProductStore
   readonly #storage: FakeStorage
   #committed: StoredEvent[] = []
+  readonly #messages: string[] = []
 
   constructor(storage: FakeStorage) {
     this.#storage = storage
@@ -129,6 +132,10 @@ export class FakeUnitOfWork implements UnitOfWork {
       this.#store.save(product, next)
       for (const event of product.events.splice(0)) stored.push({ id: next.nextId++, event })
     }
+    for (const id of this.#messages) {
+      if (next.handledMessages.has(id)) throw new ConcurrencyConflict(`Message ${id} handled concurrently`)
+      next.handledMessages.add(id)
+    }
     next.outbox.push(...stored)
     next.commits += 1
     Object.assign(this.#storage, next)
@@ -137,6 +144,13 @@ export class FakeUnitOfWork implements UnitOfWork {
 
   collectNewEvents(): StoredEvent[] {
     return this.#committed.splice(0)
+  }
+
+  async claimMessage(messageId: string): Promise<boolean> {
+    await Promise.resolve()
+    if (this.#storage.handledMessages.has(messageId)) return false
+    this.#messages.push(messageId)
+    return true
   }
 
   async close(): Promise<void> {}
@@ -150,7 +164,8 @@ export class FakeOutbox implements Outbox {
   async markDelivered(id: number): Promise<void> {
     this.#storage.delivered.add(id)
   }
-  async undelivered(limit: number): Promise<StoredEvent[]> {
+  /** Everything undelivered is due at once: the fake has no clock. */
+  async claimDue(limit: number): Promise<StoredEvent[]> {
     return this.#storage.outbox.filter((e) => !this.#storage.delivered.has(e.id)).slice(0, limit)
   }
 }

@@ -65,7 +65,7 @@ describe('message bus', () => {
       batchref: null,
     })
     expect(logger.errors).toHaveLength(1)
-    const pending = await outbox.undelivered(10)
+    const pending = await outbox.claimDue(10)
     expect(pending.map((e) => e.event.type)).toEqual(['OutOfStock'])
   })
 

@@ -35,18 +35,33 @@ export class PgOutbox implements Outbox {
     }
   }
 
-  async undelivered(limit: number, olderThanMs: number): Promise<StoredEvent[]> {
+  async claimDue(limit: number): Promise<StoredEvent[]> {
     const release = await this.#database.acquire()
     try {
-      const rows = await this.#database.db
-        .selectFrom('outbox')
-        .select(['id', 'payload'])
-        .where('delivered_at', 'is', null)
-        .where('created_at', '<', sql<Date>`now() - make_interval(secs => ${olderThanMs / 1000})`)
-        .orderBy('id')
-        .limit(limit)
+      const { db } = this.#database
+      const rows = await db
+        .updateTable('outbox')
+        .set({
+          attempts: sql`attempts + 1`,
+          due_at: sql`now() + least(interval '5 seconds' * power(2, attempts), interval '10 minutes')`,
+        })
+        .where(
+          'id',
+          'in',
+          db
+            .selectFrom('outbox')
+            .select('id')
+            .where('delivered_at', 'is', null)
+            .where('due_at', '<=', sql<Date>`now()`)
+            .orderBy('due_at')
+            .orderBy('id')
+            .limit(limit)
+            .forUpdate()
+            .skipLocked(),
+        )
+        .returning(['id', 'payload'])
         .execute()
-      return rows.map(toStoredEvent)
+      return rows.map(toStoredEvent).sort((a, b) => a.id - b.id)
     } finally {
       release()
     }

@@ -31,6 +31,14 @@ export interface OutboxTable {
   created_at: Generated<Date>
   delivered_at: Date | null
   attempts: Generated<number>
+  due_at: Generated<Date>
+  /** The writing transaction (`xid8`, as text): readers show only events of finished transactions. */
+  xid: Generated<string>
+}
+
+export interface HandledMessagesTable {
+  id: string
+  handled_at: Generated<Date>
 }
 
 export interface Schema {
@@ -38,4 +46,5 @@ export interface Schema {
   batches: BatchesTable
   allocations: AllocationsTable
   outbox: OutboxTable
+  handled_messages: HandledMessagesTable
 }

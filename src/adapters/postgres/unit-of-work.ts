@@ -26,6 +26,7 @@ class PgUnitOfWork implements UnitOfWork {
   #trx: Promise<ControlledTransaction<Schema>> | null = null
   #release: () => void = () => {}
   #committed: StoredEvent[] = []
+  readonly #messages: string[] = []
 
   constructor(database: Database) {
     this.#database = database
@@ -41,8 +42,15 @@ class PgUnitOfWork implements UnitOfWork {
     return this.#trx
   }
 
+  async claimMessage(messageId: string): Promise<boolean> {
+    const trx = await this.#transaction()
+    const handled = await trx.selectFrom('handled_messages').select('id').where('id', '=', messageId).executeTakeFirst()
+    if (!handled) this.#messages.push(messageId)
+    return !handled
+  }
+
   async commit(): Promise<void> {
-    if (this.products.seen.size === 0) return
+    if (this.products.seen.size === 0 && this.#messages.length === 0) return
     try {
       const trx = await this.#transaction()
       const events = []
@@ -51,6 +59,12 @@ class PgUnitOfWork implements UnitOfWork {
         events.push(...product.events.splice(0))
       }
       const stored = await appendEvents(trx, events)
+      if (this.#messages.length > 0) {
+        await trx
+          .insertInto('handled_messages')
+          .values(this.#messages.map((id) => ({ id })))
+          .execute()
+      }
       await trx.commit().execute()
       this.#committed.push(...stored)
     } catch (error) {

@@ -47,7 +47,15 @@ export class PgViews implements ReadViews {
 
   async events(after: number, limit: number): Promise<StoredEvent[]> {
     const rows = await this.#read((db) =>
-      db.selectFrom('outbox').select(['id', 'payload']).where('id', '>', after).orderBy('id').limit(limit).execute(),
+      db
+        .selectFrom('outbox')
+        .select(['id', 'payload'])
+        .where('id', '>', after)
+        // Ids are taken before commit: hide events while an older transaction could still add one below them.
+        .where(sql<boolean>`xid < pg_snapshot_xmin(pg_current_snapshot())`)
+        .orderBy('id')
+        .limit(limit)
+        .execute(),
     )
     return rows.map(toStoredEvent)
   }
