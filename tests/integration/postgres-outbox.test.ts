@@ -1,0 +1,136 @@
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { PgOutbox } from '../../src/adapters/postgres/outbox.ts'
+import { pgUnitOfWork } from '../../src/adapters/postgres/unit-of-work.ts'
+import { bootstrap, type Service } from '../../src/bootstrap.ts'
+import { loadConfig } from '../../src/config.ts'
+import { createOutboxRelay } from '../../src/service-layer/outbox-relay.ts'
+import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
+import { type Mode, modes, openTestDatabase, type TestDatabase } from './support.ts'
+
+describe.each(modes)('PostgreSQL outbox (%s)', (mode: Mode) => {
+  let test: TestDatabase | null
+  let service: Service
+  const config = loadConfig({ LOG_LEVEL: 'silent' })
+
+  beforeAll(async () => {
+    test = await openTestDatabase(mode)
+    if (test) service = bootstrap(config, { database: test.database })
+  })
+  afterAll(async () => test?.drop())
+
+  /** Time passes: every undelivered event becomes due. */
+  async function makeAllDue(): Promise<void> {
+    await sql`update outbox set due_at = now() where delivered_at is null`.execute(test?.database.db ?? fail())
+  }
+
+  it('delivers after a restart the reallocation that a crash after the commit left undone, exactly once', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [sku, early, late, orderid] = [randomSku(), randomBatchref(), randomBatchref(), randomOrderid()]
+    await service.bus.handle({ type: 'CreateBatch', ref: early, sku, qty: 10, eta: null })
+    await service.bus.handle({ type: 'CreateBatch', ref: late, sku, qty: 10, eta: '2027-01-01' })
+    await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 8 })
+    // What a process that died right after committing the shrink leaves behind: no delivery at all.
+    const uow = await pgUnitOfWork(test.database)()
+    const product = await uow.products.get(sku, { excessOf: { ref: early, qty: 5 } })
+    product?.changeBatchQuantity(early, 5)
+    await uow.commit()
+    await uow.close()
+    expect(await service.views.allocations(orderid)).toEqual([])
+
+    const restarted = bootstrap(config, { database: test.database })
+    const relay = createOutboxRelay({
+      bus: restarted.bus,
+      outbox: new PgOutbox(test.database),
+      logger: restarted.logger,
+    })
+    await makeAllDue()
+    expect(await relay.sweep()).toBeGreaterThanOrEqual(2)
+    await makeAllDue()
+    await relay.sweep()
+    expect(await service.views.allocations(orderid)).toEqual([{ sku, batchref: late, qty: 8 }])
+    const allocated = await test.database.db
+      .selectFrom('outbox')
+      .select('payload')
+      .where('sku', '=', sku)
+      .where('type', '=', 'Allocated')
+      .execute()
+    expect(allocated.map((r) => (r.payload as { batchref: string }).batchref)).toEqual([early, late])
+    const undelivered = await test.database.db
+      .selectFrom('outbox')
+      .select('id')
+      .where('sku', '=', sku)
+      .where('delivered_at', 'is', null)
+      .execute()
+    expect(undelivered).toEqual([])
+  })
+
+  it('leases a claimed event to one sweeper and backs off its next attempt', async (ctx) => {
+    if (!test) return ctx.skip()
+    const outbox = new PgOutbox(test.database)
+    await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku: randomSku(), qty: 1, eta: null })
+    await sql`update outbox set delivered_at = null`.execute(test.database.db)
+    await makeAllDue()
+    const first = await outbox.claimDue(1000)
+    expect(first.length).toBeGreaterThan(0)
+    expect(await outbox.claimDue(1000)).toEqual([])
+    const row = await test.database.db
+      .selectFrom('outbox')
+      .select([sql<boolean>`due_at > now() + interval '4 seconds'`.as('backed_off'), 'attempts'])
+      .where('id', '=', first[0]?.id ?? 0)
+      .executeTakeFirst()
+    expect(row).toEqual({ backed_off: true, attempts: 1 })
+    for (const stored of first) await outbox.markDelivered(stored.id)
+  })
+
+  it('handles a redelivered outside message once', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [sku, ref, orderid] = [randomSku(), randomBatchref(), randomOrderid()]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10, eta: null })
+    const deallocate = { type: 'Deallocate', orderid, sku } as const
+    await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 2 })
+    expect(await service.bus.handleOnce(`m-${orderid}`, deallocate)).toEqual({ batchref: ref })
+    expect(await service.bus.handleOnce(`m-${orderid}`, deallocate)).toBeNull()
+  })
+
+  it('pages through committed events in order', async (ctx) => {
+    if (!test) return ctx.skip()
+    const sku = randomSku()
+    await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 10, eta: null })
+    await service.bus.handle({ type: 'Allocate', orderid: randomOrderid(), sku, qty: 1 })
+    const all = await service.views.events(0, 10_000)
+    const ids = all.map((e) => e.id)
+    expect(ids).toEqual([...ids].sort((a, b) => a - b))
+    expect(all.filter((e) => e.event.sku === sku).map((e) => e.event.type)).toEqual(['BatchCreated', 'Allocated'])
+    const after = all.at(-3)?.id ?? 0
+    expect((await service.views.events(after, 1)).map((e) => e.id)).toEqual([all.at(-2)?.id])
+  })
+})
+
+describe('PostgreSQL outbox readers and open transactions', () => {
+  let test: TestDatabase | null
+  beforeAll(async () => {
+    test = await openTestDatabase('postgres')
+  })
+  afterAll(async () => test?.drop())
+
+  it('hides an event while an older transaction that may still add one below it is open', async (ctx) => {
+    if (!test) return ctx.skip()
+    const service = bootstrap(loadConfig({ LOG_LEVEL: 'silent' }), { database: test.database })
+    const [slowSku, fastSku] = [randomSku('slow'), randomSku('fast')]
+    await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku: slowSku, qty: 10, eta: null })
+    const before = (await service.views.events(0, 10_000)).at(-1)?.id ?? 0
+    const slow = await test.database.db.startTransaction().execute()
+    await sql`insert into outbox (sku, type, payload) values (${slowSku}, 'Test', ${JSON.stringify({ sku: slowSku })})`.execute(
+      slow,
+    )
+    await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku: fastSku, qty: 10, eta: null })
+    expect(await service.views.events(before, 100)).toEqual([])
+    await slow.commit().execute()
+    expect((await service.views.events(before, 100)).map((e) => e.event.sku)).toEqual([slowSku, fastSku])
+  })
+})
+
+function fail(): never {
+  throw new Error('no database')
+}
