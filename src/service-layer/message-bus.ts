@@ -53,7 +53,7 @@ export function createMessageBus(
   /** Runs `work` in a fresh unit of work, again on a lost race, and returns what it committed. */
   async function inUnitOfWork<R>(work: (deps: HandlerDeps) => Promise<R>): Promise<[R, StoredEvent[]]> {
     for (let attempt = 1; ; attempt++) {
-      const uow: UnitOfWork = await deps.startUnitOfWork()
+      const uow: UnitOfWork = await deps.startUnitOfWork({ contended: attempt > 1 })
       try {
         const result = await work({ ...deps, uow })
         return [result, uow.collectNewEvents()]

@@ -36,7 +36,12 @@ export interface UnitOfWork {
   close(): Promise<void>
 }
 
-export type StartUnitOfWork = () => Promise<UnitOfWork>
+export type StartUnitOfWork = (options?: UnitOfWorkOptions) => Promise<UnitOfWork>
+
+export type UnitOfWorkOptions = Readonly<{
+  /** The previous attempt lost a race for its product: take whatever locks keep this one from losing again. */
+  contended?: boolean
+}>
 
 /** Delivery bookkeeping of the outbox: what the in-process handlers have fully handled. */
 export interface Outbox {

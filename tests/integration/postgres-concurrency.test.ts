@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pgUnitOfWork } from '../../src/adapters/postgres/unit-of-work.ts'
 import { bootstrap, type Service } from '../../src/bootstrap.ts'
 import { loadConfig } from '../../src/config.ts'
+import { ConcurrencyConflict } from '../../src/service-layer/ports.ts'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
 import { openTestDatabase, type TestDatabase } from './support.ts'
 
@@ -34,12 +35,27 @@ describe('concurrent writers on the PostgreSQL server', () => {
     expect(rows).toHaveLength(60)
   })
 
-  it('queues the second of two concurrent transactions on one product behind the first, which then lands after it', async (ctx) => {
+  it('lets one of two concurrent transactions on a product win the version and refuses the other', async (ctx) => {
     if (!test) return ctx.skip()
     const [sku, ref] = [randomSku(), randomBatchref()]
     await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10, eta: null })
     const start = pgUnitOfWork(test.database)
     const [first, second] = [await start(), await start()]
+    const [firstProduct, secondProduct] = [await first.products.get(sku), await second.products.get(sku)]
+    firstProduct?.allocate({ orderid: 'first', sku, qty: 6 })
+    secondProduct?.allocate({ orderid: 'second', sku, qty: 6 })
+    await first.commit()
+    await expect(second.commit()).rejects.toThrow(ConcurrencyConflict)
+    await Promise.all([first.close(), second.close()])
+    expect((await service.views.batch(ref))?.allocated).toBe(6)
+  })
+
+  it('retries the loser with the product locked, so it lands after the winner', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [sku, ref] = [randomSku(), randomBatchref()]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10, eta: null })
+    const start = pgUnitOfWork(test.database)
+    const [first, second] = [await start({ contended: true }), await start({ contended: true })]
     const firstProduct = await first.products.get(sku)
     const secondLoad = second.products.get(sku)
     const raced = await Promise.race([secondLoad.then(() => 'loaded'), sleep(200).then(() => 'waiting')])
@@ -61,6 +77,17 @@ describe('concurrent writers on the PostgreSQL server', () => {
       .where('sku', '=', sku)
       .executeTakeFirst()
     expect(version?.version_number).toBe(3)
+    expect((await service.views.batch(ref))?.allocated).toBe(10)
+  })
+
+  it('lands both of two concurrent allocations on one product through the bus, neither caller seeing the race', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [sku, ref] = [randomSku(), randomBatchref()]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10, eta: null })
+    const results = await Promise.all(
+      ['a', 'b'].map((orderid) => service.bus.handle({ type: 'Allocate', orderid, sku, qty: 5 })),
+    )
+    expect(results).toEqual([{ batchref: ref }, { batchref: ref }])
     expect((await service.views.batch(ref))?.allocated).toBe(10)
   })
 })

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { PGlite, types as pgliteTypes } from '@electric-sql/pglite'
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely'
 import pg from 'pg'
+import { preparingPool } from './prepared-client.ts'
 import type { Schema } from './schema.ts'
 
 export type DatabaseSettings = Readonly<{
@@ -45,7 +46,7 @@ export function openDatabase(settings: DatabaseSettings): Database {
               : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
       },
     })
-    const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }), ...(log && { log }) })
+    const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }), ...(log && { log }) })
     return { mode: 'postgres', db, acquire: async () => () => {}, close: () => db.destroy() }
   }
   mkdirSync(settings.dataDir, { recursive: true })

@@ -7,70 +7,86 @@ import {
 } from '../../service-layer/ports.ts'
 import { TrackingRepository } from '../../service-layer/tracking-repository.ts'
 import type { Database } from './database.ts'
-import { appendEvents } from './outbox.ts'
-import { PgProductStore } from './repository.ts'
+import { type Executor, PgProductStore } from './repository.ts'
 import type { Schema } from './schema.ts'
 
 /** serialization_failure, deadlock_detected, unique_violation: a concurrent writer got there first. */
 const RACE_CODES = new Set(['40001', '40P01', '23505'])
 
+/**
+ * Optimistic by default: reads outside any transaction, then one guarded statement writes everything
+ * (a transaction only when a new product or batch needs several). A retry after a lost race locks the
+ * product instead, so a hot sku queues rather than failing again.
+ */
 export function pgUnitOfWork(database: Database): StartUnitOfWork {
-  return async () => new PgUnitOfWork(database)
+  return async ({ contended = false } = {}) => new PgUnitOfWork(database, contended)
 }
 
-/** The transaction begins at the first query, so a handler that never touches the database costs nothing. */
 class PgUnitOfWork implements UnitOfWork {
   readonly products: TrackingRepository
   readonly #database: Database
   readonly #store: PgProductStore
-  #trx: Promise<ControlledTransaction<Schema>> | null = null
-  #release: () => void = () => {}
-  #committed: StoredEvent[] = []
   readonly #messages: string[] = []
+  #acquired: Promise<void> | null = null
+  #release: () => void = () => {}
+  #trx: Promise<ControlledTransaction<Schema>> | null = null
+  #committed: StoredEvent[] = []
 
-  constructor(database: Database) {
+  constructor(database: Database, contended: boolean) {
     this.#database = database
-    this.#store = new PgProductStore(() => this.#transaction())
+    this.#store = new PgProductStore(() => (contended ? this.#transaction() : this.#connection()), contended)
     this.products = new TrackingRepository(this.#store)
   }
 
+  /** The database, taken for this unit of work where it has a single connection (PGlite). */
+  async #connection(): Promise<Executor> {
+    this.#acquired ??= this.#database.acquire().then((release) => {
+      this.#release = release
+    })
+    await this.#acquired
+    return this.#database.db
+  }
+
   #transaction(): Promise<ControlledTransaction<Schema>> {
-    this.#trx ??= (async () => {
-      this.#release = await this.#database.acquire()
-      return this.#database.db.startTransaction().execute()
-    })()
+    this.#trx ??= this.#connection().then((db) => db.startTransaction().execute())
     return this.#trx
   }
 
   async claimMessage(messageId: string): Promise<boolean> {
-    const trx = await this.#transaction()
-    const handled = await trx.selectFrom('handled_messages').select('id').where('id', '=', messageId).executeTakeFirst()
+    const db = await (this.#trx ?? this.#connection())
+    const handled = await db.selectFrom('handled_messages').select('id').where('id', '=', messageId).executeTakeFirst()
     if (!handled) this.#messages.push(messageId)
     return !handled
   }
 
   async commit(): Promise<void> {
-    if (this.products.seen.size === 0 && this.#messages.length === 0) return
+    const products = [...this.products.seen.values()]
     try {
-      const trx = await this.#transaction()
-      const events = []
-      for (const product of this.products.seen.values()) {
-        await this.#store.save(product)
-        events.push(...product.events.splice(0))
+      if (products.length === 0) {
+        if (this.#messages.length > 0) await this.#insertMessages()
+        return
       }
-      const stored = await appendEvents(trx, events)
-      if (this.#messages.length > 0) {
-        await trx
-          .insertInto('handled_messages')
-          .values(this.#messages.map((id) => ({ id })))
-          .execute()
+      const several = products.length > 1 || products.some((p) => this.#store.needsTransaction(p))
+      const db = several || this.#trx ? await this.#transaction() : await this.#connection()
+      const stored: StoredEvent[] = []
+      for (const [i, product] of products.entries()) {
+        stored.push(...(await this.#store.save(product, i === 0 ? this.#messages.splice(0) : [], db)))
       }
-      await trx.commit().execute()
+      if (this.#trx) await (await this.#trx).commit().execute()
       this.#committed.push(...stored)
     } catch (error) {
       if (isRace(error)) throw new ConcurrencyConflict('A concurrent transaction changed the product', { cause: error })
       throw error
     }
+  }
+
+  async #insertMessages(): Promise<void> {
+    const db = await (this.#trx ?? this.#connection())
+    await db
+      .insertInto('handled_messages')
+      .values(this.#messages.splice(0).map((id) => ({ id })))
+      .execute()
+    if (this.#trx) await (await this.#trx).commit().execute()
   }
 
   collectNewEvents(): StoredEvent[] {

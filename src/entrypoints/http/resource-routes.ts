@@ -1,0 +1,189 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { Service } from '../../bootstrap.ts'
+import { InvalidSku, NotAllocated, UnknownBatch } from '../../domain/errors.ts'
+import { LineOutOfStock, UnknownProduct } from './errors.ts'
+import {
+  AllocatedLine,
+  Batch,
+  BatchChanged,
+  BatchQuantity,
+  Deallocated,
+  Events,
+  EventsQuery,
+  errorResponses,
+  Health,
+  LineParams,
+  NewBatch,
+  NewLine,
+  Product,
+  RefParams,
+  SkuParams,
+} from './schemas.ts'
+
+/** The product's own API: resources with richer answers than the book's routes. */
+export function resourceRoutes({ bus, views }: Service): FastifyPluginAsyncTypebox {
+  const batchView = async (ref: string) => {
+    const batch = await views.batch(ref)
+    if (!batch) throw new UnknownBatch(ref)
+    return batch
+  }
+
+  return async (app) => {
+    app.post(
+      '/batches',
+      {
+        schema: {
+          tags: ['batches'],
+          summary: 'Add a batch; the same batch again answers 200 with it, another batch under its ref 409',
+          body: NewBatch,
+          response: { 200: Batch, 201: Batch, ...errorResponses(400, 409, 413, 415) },
+        },
+      },
+      async (request, reply) => {
+        const { ref, sku, qty, eta } = request.body
+        const { created } = await bus.handle({ type: 'CreateBatch', ref, sku, qty, eta })
+        const batch = await batchView(ref)
+        if (!created) return reply.code(200).send(batch)
+        return reply
+          .code(201)
+          .header('location', `/batches/${encodeURIComponent(ref)}`)
+          .send(batch)
+      },
+    )
+
+    app.get(
+      '/batches/:ref',
+      {
+        schema: {
+          tags: ['batches'],
+          summary: 'A batch with its purchased, allocated and available quantities',
+          params: RefParams,
+          response: { 200: Batch, ...errorResponses(400, 404) },
+        },
+      },
+      async (request) => batchView(request.params.ref),
+    )
+
+    app.patch(
+      '/batches/:ref',
+      {
+        schema: {
+          tags: ['batches'],
+          summary: "Change a batch's purchased quantity; lines that no longer fit move to other batches",
+          params: RefParams,
+          body: BatchQuantity,
+          response: { 200: BatchChanged, ...errorResponses(400, 404, 413, 415) },
+        },
+      },
+      async (request) => {
+        const { ref } = request.params
+        const { deallocated } = await bus.handle({ type: 'ChangeBatchQuantity', ref, qty: request.body.qty })
+        // The bus has reallocated every moved line before answering, so the views show where each went.
+        const moved = await Promise.all(
+          deallocated.map(async ({ orderid, sku, qty }) => {
+            const now = (await views.allocations(orderid)).find((a) => a.sku === sku)
+            return { orderid, sku, qty, batchref: now?.batchref ?? null }
+          }),
+        )
+        return { batch: await batchView(ref), moved }
+      },
+    )
+
+    app.post(
+      '/allocations',
+      {
+        schema: {
+          tags: ['allocations'],
+          summary: 'Allocate an order line; 409 out_of_stock when no batch can take it',
+          body: NewLine,
+          response: { 201: AllocatedLine, ...errorResponses(400, 409, 413, 415) },
+        },
+      },
+      async (request, reply) => {
+        const { orderid, sku, qty } = request.body
+        const { batchref } = await bus.handle({ type: 'Allocate', orderid, sku, qty })
+        if (batchref === null) throw new LineOutOfStock(orderid, sku, qty)
+        return reply
+          .code(201)
+          .header('location', `/allocations/${encodeURIComponent(orderid)}`)
+          .send({ orderid, sku, qty, batchref })
+      },
+    )
+
+    app.delete(
+      '/allocations/:orderid/:sku',
+      {
+        schema: {
+          tags: ['allocations'],
+          summary: 'Deallocate an order line; 404 when it is not allocated (the sku included)',
+          params: LineParams,
+          response: { 204: Deallocated, ...errorResponses(400, 404) },
+        },
+      },
+      async (request, reply) => {
+        const { orderid, sku } = request.params
+        try {
+          await bus.handle({ type: 'Deallocate', orderid, sku })
+        } catch (error) {
+          // In a URL an unknown sku is an unknown resource: the line is simply not allocated.
+          if (error instanceof InvalidSku) throw new NotAllocated(orderid, sku)
+          throw error
+        }
+        return reply.code(204).send(null)
+      },
+    )
+
+    app.get(
+      '/products/:sku',
+      {
+        schema: {
+          tags: ['products'],
+          summary: 'Stock of a sku: its batches in allocation order, and totals',
+          params: SkuParams,
+          response: { 200: Product, ...errorResponses(400, 404) },
+        },
+      },
+      async (request) => {
+        const { sku } = request.params
+        const product = await views.product(sku)
+        if (!product) throw new UnknownProduct(sku)
+        return product
+      },
+    )
+
+    app.get(
+      '/events',
+      {
+        schema: {
+          tags: ['events'],
+          summary: 'Domain events in outbox order, after an id',
+          querystring: EventsQuery,
+          response: { 200: Events, ...errorResponses(400) },
+        },
+        // Query values are always strings and coercion is off: read whole numbers as numbers here, so
+        // the schema (and the document) can say integer and reject "1.5" or "x".
+        preValidation: async (request) => {
+          const query = request.query as Record<string, unknown>
+          for (const name of ['after', 'limit']) {
+            const value = query[name]
+            if (typeof value === 'string' && /^\d{1,16}$/.test(value)) query[name] = Number(value)
+          }
+        },
+      },
+      async (request) => {
+        const { after = 0, limit = 100 } = request.query
+        const stored = await views.events(after, limit)
+        const events = stored.map(({ id, event }) => ({ id, ...event }))
+        return { events, next: stored.at(-1)?.id ?? after }
+      },
+    )
+
+    app.get(
+      '/health',
+      {
+        schema: { tags: ['service'], summary: 'Answers while the process serves requests', response: { 200: Health } },
+      },
+      async () => ({ status: 'ok' as const }),
+    )
+  }
+}

@@ -1,0 +1,138 @@
+import { type Static, Type } from 'typebox'
+
+/*
+ * The one description of the wire format: Fastify validates requests and serialises responses with these
+ * schemas, and @fastify/swagger turns them into the OpenAPI document.
+ *
+ * Bodies are closed (`additionalProperties: false`, with Ajv's `removeAdditional` off): a misspelt or
+ * unexpected field is a 400 naming it, rather than a value silently ignored.
+ */
+
+const MAX_QTY = 2_147_483_647
+
+const id = (description: string) => Type.String({ minLength: 1, maxLength: 255, description })
+
+const Ref = id('Batch reference')
+const Sku = id('Stock-keeping unit')
+const Orderid = id('Order id')
+const Batchref = id('Reference of the batch serving the line')
+const Qty = Type.Integer({ minimum: 1, maximum: MAX_QTY, description: 'A quantity, 1 to 2147483647' })
+const Count = Type.Integer({ minimum: 0 })
+// A type list rather than anyOf, so Ajv reports one precise error ("must match format date") instead of
+// one per branch; the `date` format of ajv-formats checks the calendar (no 2026-02-30).
+const Eta = Type.Unsafe<string | null>({
+  type: ['string', 'null'],
+  format: 'date',
+  description: '`null` for warehouse stock, otherwise the arrival date as YYYY-MM-DD',
+})
+const NullableBatchref = Type.Unsafe<string | null>({
+  type: ['string', 'null'],
+  description: 'Reference of the batch serving the line; `null` when it is out of stock',
+})
+
+const closed = <T extends Parameters<typeof Type.Object>[0]>(properties: T) =>
+  Type.Object(properties, { additionalProperties: false })
+
+export const ErrorBody = Type.Object(
+  {
+    message: Type.String({ description: 'A sentence naming the ids involved' }),
+    code: Type.String({ description: 'Machine-readable, e.g. invalid_sku, out_of_stock, validation_failed' }),
+    details: Type.Optional(
+      Type.Array(
+        Type.Object({
+          location: Type.String({ description: 'body, params or querystring' }),
+          field: Type.Union([Type.String(), Type.Null()]),
+          rule: Type.String({ description: 'The JSON Schema keyword that failed' }),
+          message: Type.String(),
+        }),
+      ),
+    ),
+  },
+  { description: 'Every error has this shape' },
+)
+export type ErrorBody = Static<typeof ErrorBody>
+
+/** Response schemas for the given error statuses, for the OpenAPI document. */
+export function errorResponses<const S extends number>(...statuses: S[]): Record<S, typeof ErrorBody> {
+  return Object.fromEntries(statuses.map((status) => [status, ErrorBody])) as Record<S, typeof ErrorBody>
+}
+
+export const NewBatch = closed({ ref: Ref, sku: Sku, qty: Qty, eta: Eta })
+export const NewLine = closed({ orderid: Orderid, sku: Sku, qty: Qty })
+export const BatchQuantity = closed({ qty: Qty })
+
+export const RefParams = closed({ ref: Ref })
+export const OrderParams = closed({ orderid: Orderid })
+export const LineParams = closed({ orderid: Orderid, sku: Sku })
+export const SkuParams = closed({ sku: Sku })
+
+export const EventsQuery = closed({
+  after: Type.Optional(
+    Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Events after this id' }),
+  ),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'At most this many' })),
+})
+
+export const Batch = Type.Object({
+  ref: Ref,
+  sku: Sku,
+  eta: Eta,
+  purchased: Count,
+  allocated: Count,
+  available: Type.Integer(),
+})
+
+export const Product = Type.Object({
+  sku: Sku,
+  batches: Type.Array(Batch, { description: 'In allocation preference order' }),
+  totals: Type.Object({ purchased: Count, allocated: Count, available: Type.Integer() }),
+})
+
+export const AllocationsQuery = closed({
+  include: Type.Optional(Type.Literal('qty', { description: "Adds each allocation's qty to the answer" })),
+})
+
+// The book's end-to-end test compares the answer with `[{"sku", "batchref"}]` for equality, so qty is only
+// added on request.
+export const Allocations = Type.Array(Type.Object({ sku: Sku, batchref: Batchref, qty: Type.Optional(Qty) }))
+
+export const AllocatedLine = Type.Object({ orderid: Orderid, sku: Sku, qty: Qty, batchref: Batchref })
+
+/** Book compatibility: `batchref` is `null` when the line is out of stock. */
+export const AllocateAnswer = Type.Object({ batchref: NullableBatchref })
+
+export const BatchChanged = Type.Object({
+  batch: Batch,
+  moved: Type.Array(Type.Object({ orderid: Orderid, sku: Sku, qty: Qty, batchref: NullableBatchref }), {
+    description: 'Each line taken off the batch, with the batch it is allocated to now',
+  }),
+})
+
+const event = <T extends string, P extends Parameters<typeof Type.Object>[0]>(type: T, properties: P) =>
+  Type.Object({ id: Type.Integer({ minimum: 1 }), type: Type.Literal(type), ...properties })
+
+export const Events = Type.Object({
+  events: Type.Array(
+    Type.Union([
+      event('BatchCreated', { ref: Ref, sku: Sku, qty: Qty, eta: Eta }),
+      event('BatchQuantityChanged', { ref: Ref, sku: Sku, qty: Qty }),
+      event('Allocated', { orderid: Orderid, sku: Sku, qty: Qty, batchref: Batchref }),
+      event('Deallocated', {
+        orderid: Orderid,
+        sku: Sku,
+        qty: Qty,
+        batchref: Batchref,
+        reason: Type.Union([Type.Literal('requested'), Type.Literal('batch-shrunk')]),
+      }),
+      event('OutOfStock', { orderid: Orderid, sku: Sku, qty: Qty }),
+    ]),
+  ),
+  next: Type.Integer({ minimum: 0, description: 'Pass as `after` to read on' }),
+})
+
+export const Deallocated = Type.Null({ description: 'Deallocated; no body' })
+
+export const Health = Type.Object({ status: Type.Literal('ok') })
+
+/** The book's Flask answers `'OK', 201`; we answer the same word as a JSON string. */
+export const Ok = Type.String({ description: 'Always "OK"' })
