@@ -7,14 +7,17 @@ import { pgUnitOfWork } from './adapters/postgres/unit-of-work.ts'
 import { PgViews } from './adapters/postgres/views.ts'
 import type { Config } from './config.ts'
 import { type BusDependencies, createMessageBus, type MessageBus } from './service-layer/message-bus.ts'
-import type { ReadViews } from './service-layer/ports.ts'
+import { createOutboxRelay, type OutboxRelay } from './service-layer/outbox-relay.ts'
+import type { Logger, ReadViews } from './service-layer/ports.ts'
 
 export type Overrides = Partial<Omit<BusDependencies, 'maxAttempts'>> & { views?: ReadViews; database?: Database }
 
 export type Service = Readonly<{
   bus: MessageBus
   views: ReadViews
-  logger: BusDependencies['logger']
+  logger: Logger
+  /** Finishes deliveries that did not finish in line; `start()` it in the process that should sweep. */
+  relay: OutboxRelay
   /** `null` when every storage port was overridden (tests with fakes). */
   database: Database | null
   /** Brings the schema up to date; a no-op without a database. */
@@ -35,22 +38,26 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
     if (!database) throw new Error('No database configured')
     return database
   }
+  const outbox = overrides.outbox ?? new PgOutbox(require())
   const bus = createMessageBus({
     startUnitOfWork: overrides.startUnitOfWork ?? pgUnitOfWork(require()),
-    outbox: overrides.outbox ?? new PgOutbox(require()),
+    outbox,
     notifications: overrides.notifications ?? new LoggedNotifications(logger),
     publisher: overrides.publisher ?? { publish: async () => {} },
     logger,
   })
+  const relay = createOutboxRelay({ bus, outbox, logger })
   return {
     bus,
     views: overrides.views ?? new PgViews(require()),
     logger,
+    relay,
     database,
     async migrate() {
       if (database) await migrateToLatest(database.db)
     },
     async close() {
+      await relay.stop()
       await database?.close()
     },
   }

@@ -1,5 +1,5 @@
 import type { Allocate, ChangeBatchQuantity, Command, CreateBatch, Deallocate } from '../domain/commands.ts'
-import { BatchConflict, InvalidSku, UnknownBatch } from '../domain/errors.ts'
+import { BatchConflict, InvalidSku, LineConflict, UnknownBatch } from '../domain/errors.ts'
 import type { Deallocated, DomainEvent, OutOfStock } from '../domain/events.ts'
 import { type OrderLine, Product } from '../domain/model.ts'
 import type { EventPublisher, Logger, Notifications, UnitOfWork } from './ports.ts'
@@ -49,6 +49,29 @@ export async function allocate(command: Allocate, { uow }: HandlerDeps): Promise
   const batchref = product.allocate({ orderid, sku, qty })
   await uow.commit()
   return { batchref }
+}
+
+/**
+ * Several lines of one sku in one transaction, as the bus groups concurrent allocations: a refusal of
+ * one line (a conflicting re-send) is that line's result and does not fail the others.
+ */
+export async function allocateMany(
+  commands: readonly Allocate[],
+  { uow }: HandlerDeps,
+): Promise<Array<CommandResults['Allocate'] | LineConflict | InvalidSku>> {
+  const sku = commands[0]?.sku ?? ''
+  const product = await uow.products.get(sku, { orderids: commands.map((c) => c.orderid) })
+  if (!product) return commands.map(() => new InvalidSku(sku))
+  const results = commands.map(({ orderid, qty }) => {
+    try {
+      return { batchref: product.allocate({ orderid, sku, qty }) }
+    } catch (error) {
+      if (error instanceof LineConflict) return error
+      throw error
+    }
+  })
+  await uow.commit()
+  return results
 }
 
 export async function deallocate(command: Deallocate, { uow }: HandlerDeps): Promise<CommandResults['Deallocate']> {

@@ -1,6 +1,8 @@
-import type { Command } from '../domain/commands.ts'
+import type { Allocate, Command } from '../domain/commands.ts'
 import type { DomainEvent } from '../domain/events.ts'
+import { coalesce } from './coalesce.ts'
 import {
+  allocateMany,
   type CommandHandler,
   type CommandHandlers,
   type CommandResults,
@@ -102,8 +104,22 @@ export function createMessageBus(
     return allSucceeded
   }
 
+  /**
+   * Concurrent allocations of one sku share a transaction: one read, one write and one commit for the
+   * group instead of one each, and no lost races among them. This is what keeps a hot sku fast.
+   */
+  const allocateGrouped = coalesce<string, Allocate, CommandResults['Allocate']>(async (_sku, commands) => {
+    const [results, events] = await inUnitOfWork((handlerDeps) => allocateMany(commands, handlerDeps))
+    await drain(events)
+    return results
+  })
+
   return {
     async handle<C extends Command>(command: C) {
+      // Grouping applies to the standard allocate handler; a registry that replaces it is called as given.
+      if (command.type === 'Allocate' && handlers.commands.Allocate === commandHandlers.Allocate) {
+        return allocateGrouped(command.sku, command) as Promise<CommandResults[C['type']]>
+      }
       // The registry's mapped type pairs each command type with its handler; TypeScript cannot follow that link.
       const handler = handlers.commands[command.type] as unknown as CommandHandler<C>
       const [result, events] = await inUnitOfWork((handlerDeps) => handler(command, handlerDeps))

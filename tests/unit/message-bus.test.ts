@@ -43,6 +43,29 @@ describe('message bus', () => {
     expect(app.storage.batches.get('b1')?.allocated).toBe(10)
   })
 
+  it('writes concurrent allocations of one sku together, each caller getting its own answer', async () => {
+    const app = bootstrapTestApp()
+    await app.bus.handle({ type: 'CreateBatch', ref: 'b1', sku: 'HOT', qty: 10, eta: null })
+    await app.bus.handle({ type: 'Allocate', orderid: 'early', sku: 'HOT', qty: 2 })
+    const commitsBefore = app.storage.commits
+    const results = await Promise.allSettled([
+      app.bus.handle({ type: 'Allocate', orderid: 'o1', sku: 'HOT', qty: 3 }),
+      app.bus.handle({ type: 'Allocate', orderid: 'o2', sku: 'HOT', qty: 3 }),
+      app.bus.handle({ type: 'Allocate', orderid: 'early', sku: 'HOT', qty: 5 }),
+      app.bus.handle({ type: 'Allocate', orderid: 'o3', sku: 'HOT', qty: 3 }),
+      app.bus.handle({ type: 'Allocate', orderid: 'o1', sku: 'HOT', qty: 3 }),
+    ])
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value.batchref : r.reason.name))).toEqual([
+      'b1',
+      'b1',
+      'LineConflict',
+      null,
+      'b1',
+    ])
+    expect(app.storage.commits - commitsBefore).toBeLessThan(5)
+    expect(app.storage.batches.get('b1')?.allocated).toBe(8)
+  })
+
   it('logs a failing event handler, does not fail the caller, and leaves the event undelivered', async () => {
     const storage = new FakeStorage()
     const logger = new FakeLogger()

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely'
 import type { DomainEvent } from '../../domain/events.ts'
+import { coalesce } from '../../service-layer/coalesce.ts'
 import type { Outbox, StoredEvent } from '../../service-layer/ports.ts'
 import type { Database } from './database.ts'
 import type { Schema } from './schema.ts'
@@ -21,18 +22,27 @@ export function toStoredEvent(row: { id: number; payload: unknown }): StoredEven
 
 export class PgOutbox implements Outbox {
   readonly #database: Database
+  /** Deliveries that finish while a mark is being written are marked together by the next statement. */
+  readonly #mark = coalesce<null, number, undefined>(async (_, ids) => {
+    const release = await this.#database.acquire()
+    try {
+      await this.#database.db
+        .updateTable('outbox')
+        .set({ delivered_at: sql`now()` })
+        .where('id', '=', sql<number>`any(${ids}::bigint[])`)
+        .execute()
+      return ids.map(() => undefined)
+    } finally {
+      release()
+    }
+  })
 
   constructor(database: Database) {
     this.#database = database
   }
 
-  async markDelivered(id: number): Promise<void> {
-    const release = await this.#database.acquire()
-    try {
-      await this.#database.db.updateTable('outbox').set({ delivered_at: sql`now()` }).where('id', '=', id).execute()
-    } finally {
-      release()
-    }
+  markDelivered(id: number): Promise<void> {
+    return this.#mark(null, id)
   }
 
   async claimDue(limit: number): Promise<StoredEvent[]> {

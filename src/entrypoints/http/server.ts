@@ -31,6 +31,7 @@ export async function startServer(
       listenTextResolver: (address) =>
         `Allocation service listening at ${address} (${storage(service, config)}); API docs at ${address}/docs`,
     })
+    service.relay.start()
     const started = app
     return {
       app: started,

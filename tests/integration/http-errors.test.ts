@@ -28,6 +28,7 @@ describe('the HTTP error handler', () => {
       events: async () => [],
     },
     logger,
+    relay: { sweep: async () => 0, start: () => {}, stop: async () => {} },
     database: null,
     migrate: async () => {},
     close: async () => {},

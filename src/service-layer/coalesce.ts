@@ -1,0 +1,45 @@
+/**
+ * Runs `work` on items in groups per key: items that arrive while a group of their key is being worked
+ * on wait and go together in the next one, so concurrent callers share one transaction or round trip.
+ * A group's work returns one result per item, in order; an `Error` in place of a result rejects that
+ * item's caller only. The groups coordinate work, they guard no data: the database still does.
+ */
+export function coalesce<K, I, R>(
+  work: (key: K, items: I[]) => Promise<Array<R | Error>>,
+  maxGroup = 100,
+): (key: K, item: I) => Promise<R> {
+  type Waiting = { item: I; resolve: (result: R) => void; reject: (error: unknown) => void }
+  const queues = new Map<K, Waiting[]>()
+
+  async function run(key: K, queue: Waiting[]): Promise<void> {
+    while (queue.length > 0) {
+      const group = queue.splice(0, maxGroup)
+      try {
+        const results = await work(
+          key,
+          group.map((w) => w.item),
+        )
+        for (const [i, waiting] of group.entries()) {
+          const result = results[i] as R | Error
+          if (result instanceof Error) waiting.reject(result)
+          else waiting.resolve(result)
+        }
+      } catch (error) {
+        for (const waiting of group) waiting.reject(error)
+      }
+    }
+    queues.delete(key)
+  }
+
+  return (key, item) =>
+    new Promise<R>((resolve, reject) => {
+      const queue = queues.get(key)
+      if (queue) {
+        queue.push({ item, resolve, reject })
+        return
+      }
+      const fresh = [{ item, resolve, reject }]
+      queues.set(key, fresh)
+      void run(key, fresh)
+    })
+}
