@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
 import { type Client, client, type RunningService, type Storage, startService, storageModes } from './support.ts'
 
@@ -239,13 +239,17 @@ describe.each(await storageModes())('the HTTP API on $name', (mode) => {
       await addBatch(ref, sku, 10, null)
       await api.post('/allocations', { orderid, sku, qty: 2 })
 
-      const page = await api.get(`/events?after=${start.next}`)
-      expect(page.status).toBe(200)
-      const ours = page.body.events.filter((e: { sku?: string }) => e.sku === sku)
-      expect(ours).toEqual([
-        { id: expect.any(Number), type: 'BatchCreated', ref, sku, qty: 10, eta: null },
-        { id: expect.any(Number), type: 'Allocated', orderid, sku, qty: 2, batchref: ref },
-      ])
+      // Events show once every older transaction on the server has ended: poll, as a follower does.
+      const page = await vi.waitFor(async () => {
+        const answer = await api.get(`/events?after=${start.next}`)
+        expect(answer.status).toBe(200)
+        const ours = answer.body.events.filter((e: { sku?: string }) => e.sku === sku)
+        expect(ours).toEqual([
+          { id: expect.any(Number), type: 'BatchCreated', ref, sku, qty: 10, eta: null },
+          { id: expect.any(Number), type: 'Allocated', orderid, sku, qty: 2, batchref: ref },
+        ])
+        return answer
+      })
       expect(page.body.next).toBe(page.body.events.at(-1).id)
 
       const first = await api.get(`/events?after=${start.next}&limit=1`)

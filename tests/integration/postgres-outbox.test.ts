@@ -1,5 +1,5 @@
 import { sql } from 'kysely'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { PgOutbox } from '../../src/adapters/postgres/outbox.ts'
 import { pgUnitOfWork } from '../../src/adapters/postgres/unit-of-work.ts'
 import { bootstrap, type Service } from '../../src/bootstrap.ts'
@@ -98,10 +98,14 @@ describe.each(modes)('PostgreSQL outbox (%s)', (mode: Mode) => {
     const sku = randomSku()
     await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 10, eta: null })
     await service.bus.handle({ type: 'Allocate', orderid: randomOrderid(), sku, qty: 1 })
-    const all = await service.views.events(0, 10_000)
+    // Events show once every transaction older than theirs has ended, anywhere on the server.
+    const all = await vi.waitFor(async () => {
+      const events = await service.views.events(0, 10_000)
+      expect(events.filter((e) => e.event.sku === sku).map((e) => e.event.type)).toEqual(['BatchCreated', 'Allocated'])
+      return events
+    })
     const ids = all.map((e) => e.id)
     expect(ids).toEqual([...ids].sort((a, b) => a - b))
-    expect(all.filter((e) => e.event.sku === sku).map((e) => e.event.type)).toEqual(['BatchCreated', 'Allocated'])
     const after = all.at(-3)?.id ?? 0
     expect((await service.views.events(after, 1)).map((e) => e.id)).toEqual([all.at(-2)?.id])
   })
@@ -119,7 +123,11 @@ describe('PostgreSQL outbox readers and open transactions', () => {
     const service = bootstrap(loadConfig({ LOG_LEVEL: 'silent' }), { database: test.database })
     const [slowSku, fastSku] = [randomSku('slow'), randomSku('fast')]
     await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku: slowSku, qty: 10, eta: null })
-    const before = (await service.views.events(0, 10_000)).at(-1)?.id ?? 0
+    const before = await vi.waitFor(async () => {
+      const events = await service.views.events(0, 10_000)
+      expect(events.at(-1)?.event.sku).toBe(slowSku)
+      return events.at(-1)?.id ?? 0
+    })
     const slow = await test.database.db.startTransaction().execute()
     await sql`insert into outbox (sku, type, payload) values (${slowSku}, 'Test', ${JSON.stringify({ sku: slowSku })})`.execute(
       slow,
@@ -127,7 +135,9 @@ describe('PostgreSQL outbox readers and open transactions', () => {
     await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku: fastSku, qty: 10, eta: null })
     expect(await service.views.events(before, 100)).toEqual([])
     await slow.commit().execute()
-    expect((await service.views.events(before, 100)).map((e) => e.event.sku)).toEqual([slowSku, fastSku])
+    await vi.waitFor(async () =>
+      expect((await service.views.events(before, 100)).map((e) => e.event.sku)).toEqual([slowSku, fastSku]),
+    )
   })
 })
 

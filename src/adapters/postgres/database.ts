@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { PGlite, types as pgliteTypes } from '@electric-sql/pglite'
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely'
 import pg from 'pg'
@@ -50,6 +51,7 @@ export function openDatabase(settings: DatabaseSettings): Database {
     return { mode: 'postgres', db, acquire: async () => () => {}, close: () => db.destroy() }
   }
   mkdirSync(settings.dataDir, { recursive: true })
+  const unlock = lockDataDir(settings.dataDir)
   const pglite = new PGlite({
     dataDir: settings.dataDir,
     parsers: { [pgliteTypes.INT8]: Number, [pgliteTypes.DATE]: asText },
@@ -65,9 +67,35 @@ export function openDatabase(settings: DatabaseSettings): Database {
       try {
         await db.destroy()
       } finally {
+        unlock()
         release()
       }
     },
+  }
+}
+
+/**
+ * PGlite is one process's database: a second process opening the same directory would corrupt it. The
+ * lock file names the owner; one left by a process that died is taken over.
+ */
+function lockDataDir(dataDir: string): () => void {
+  const file = join(dataDir, 'allocation.pid')
+  const owner = Number(existsSync(file) ? readFileSync(file, 'utf8') : Number.NaN)
+  if (Number.isInteger(owner) && owner !== process.pid && isAlive(owner)) {
+    throw new Error(
+      `The embedded database in ${dataDir} is in use by process ${owner}; stop it first, or use DATABASE_URL`,
+    )
+  }
+  writeFileSync(file, String(process.pid))
+  return () => rmSync(file, { force: true })
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

@@ -16,7 +16,7 @@ export type Server = Readonly<{
 /** Migrates the database and serves the API on `config.host:config.port`; logs one line saying where. */
 export async function startServer(
   config: Config,
-  options: { logger?: Logger; logRequests?: boolean } = {},
+  options: { logger?: Logger; logRequests?: boolean; relay?: boolean } = {},
 ): Promise<Server> {
   const logger = options.logger ?? pino({ level: config.logLevel })
   const service = bootstrap(config, { logger })
@@ -31,7 +31,7 @@ export async function startServer(
       listenTextResolver: (address) =>
         `Allocation service listening at ${address} (${storage(service, config)}); API docs at ${address}/docs`,
     })
-    service.relay.start()
+    if (options.relay ?? true) service.relay.start()
     const started = app
     return {
       app: started,

@@ -1,0 +1,187 @@
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { Command as Program } from 'commander'
+import { parse } from 'csv-parse'
+import { pino } from 'pino'
+import { bootstrap, type Service } from '../bootstrap.ts'
+import { loadConfig } from '../config.ts'
+import type { CreateBatch } from '../domain/commands.ts'
+import { InvalidInput, parseInput } from './cli-input.ts'
+import { NewBatch, NewLine } from './http/schemas.ts'
+import { startServer } from './http/server.ts'
+import { progressBar } from './progress-bar.ts'
+
+/** The `allocation` command; with no sub-command it serves, as `npm start` does. */
+export function createCli(): Program {
+  const program = new Program('allocation')
+    .description('Decides which batch of stock serves each order line. Reads the same environment as the server.')
+    .showHelpAfterError()
+
+  program
+    .command('serve', { isDefault: true })
+    .description('serve the HTTP API, and deliver the outbox in the background')
+    .option('--no-relay', 'leave outbox delivery to a separate `allocation relay` process')
+    .action(async ({ relay }: { relay: boolean }) => serve(relay))
+
+  program
+    .command('relay')
+    .description('only deliver the outbox (for running it apart from the HTTP processes)')
+    .action(() => relayOnly())
+
+  program
+    .command('migrate')
+    .description('bring the database schema up to date')
+    .action(() => withService(async (service) => service.migrate()))
+
+  program
+    .command('add-batch <ref> <sku> <qty>')
+    .description('add a batch of stock')
+    .option('--eta <date>', 'arrival date YYYY-MM-DD; leave out for stock in the warehouse')
+    .action((ref: string, sku: string, qty: string, { eta }: { eta?: string }) =>
+      withService(async (service) => {
+        const batch = parseInput<Omit<CreateBatch, 'type'>>(
+          NewBatch,
+          { ref, sku, qty: integer(qty), eta: eta ?? null },
+          'batch',
+        )
+        const { created } = await service.bus.handle({ type: 'CreateBatch', ...batch })
+        console.log(created ? `Added batch ${ref}` : `Batch ${ref} was already there`)
+      }),
+    )
+
+  program
+    .command('import-batches <file>')
+    .description('add the batches of a CSV file with the columns ref,sku,qty,eta (eta empty for warehouse stock)')
+    .action((file: string) => withService((service) => importBatches(service, file)))
+
+  program
+    .command('allocate <orderid> <sku> <qty>')
+    .description('allocate an order line')
+    .action((orderid: string, sku: string, qty: string) =>
+      withService(async (service) => {
+        const line = parseInput<{ orderid: string; sku: string; qty: number }>(
+          NewLine,
+          { orderid, sku, qty: integer(qty) },
+          'line',
+        )
+        const { batchref } = await service.bus.handle({ type: 'Allocate', ...line })
+        if (batchref === null) {
+          console.log(`Out of stock: no batch of ${sku} can take ${qty}`)
+          process.exitCode = 3
+        } else console.log(`Allocated ${qty} of ${sku} for order ${orderid} from batch ${batchref}`)
+      }),
+    )
+
+  program
+    .command('stock <sku>')
+    .description("show a sku's batches in allocation order")
+    .action((sku: string) =>
+      withService(async (service) => {
+        const product = await service.views.product(sku)
+        if (!product) throw new InvalidInput(`There is no stock of ${sku}`)
+        console.table(
+          product.batches.map(({ ref, eta, purchased, allocated, available }) => ({
+            ref,
+            eta: eta ?? 'warehouse',
+            purchased,
+            allocated,
+            available,
+          })),
+        )
+        const { purchased, allocated, available } = product.totals
+        console.log(`Total: ${purchased} purchased, ${allocated} allocated, ${available} available`)
+      }),
+    )
+
+  return program
+}
+
+function integer(text: string): number | string {
+  return /^-?\d+$/.test(text) ? Number(text) : text
+}
+
+/** Runs one command against the database, migrated, and closes it; input errors are one line, exit 2. */
+async function withService(work: (service: Service) => Promise<void>): Promise<void> {
+  const config = loadConfig()
+  // Standard output is the command's answer; the log (notifications included) goes to standard error.
+  const service = bootstrap(config, { logger: pino({ level: config.logLevel }, pino.destination(2)) })
+  try {
+    await service.migrate()
+    await work(service)
+  } catch (error) {
+    if (!(error instanceof Error) || error.name === 'Error' || error.name === 'TypeError') throw error
+    console.error(error.message)
+    process.exitCode = error instanceof InvalidInput ? 2 : 1
+  } finally {
+    await service.close()
+  }
+}
+
+async function importBatches(service: Service, file: string): Promise<void> {
+  const { size } = await stat(file)
+  const bar = progressBar(size)
+  const counts = { added: 0, present: 0, refused: 0 }
+  const records = createReadStream(file).pipe(parse({ columns: true, skip_empty_lines: true, trim: true, info: true }))
+  for await (const { record, info } of records as AsyncIterable<{
+    record: Record<string, string>
+    info: { lines: number; bytes: number }
+  }>) {
+    try {
+      const { ref, sku, qty, eta } = record
+      const batch = parseInput<Omit<CreateBatch, 'type'>>(
+        NewBatch,
+        { ref, sku, qty: integer(qty ?? ''), eta: eta ? eta : null },
+        `batch on line ${info.lines}`,
+      )
+      const { created } = await service.bus.handle({ type: 'CreateBatch', ...batch })
+      counts[created ? 'added' : 'present'] += 1
+    } catch (error) {
+      counts.refused += 1
+      bar.interrupt(`Line ${info.lines}: ${(error as Error).message}`)
+    }
+    bar.update(info.bytes)
+  }
+  bar.done()
+  console.log(`${counts.added} batches added, ${counts.present} already there, ${counts.refused} refused`)
+  if (counts.refused > 0) process.exitCode = 1
+}
+
+async function serve(relay: boolean): Promise<void> {
+  try {
+    const server = await startServer(loadConfig(), { relay })
+    stopOnSignal(server.service.logger, () => server.close())
+  } catch (error) {
+    pino().fatal({ err: error }, 'The allocation service could not start')
+    process.exit(1)
+  }
+}
+
+async function relayOnly(): Promise<void> {
+  const service = bootstrap(loadConfig())
+  await service.migrate()
+  service.relay.start()
+  service.logger.info({}, 'Delivering the outbox')
+  stopOnSignal(service.logger, () => service.close())
+}
+
+/** Long enough for requests in flight to finish; a stuck connection must not keep the process alive. */
+const SHUTDOWN_GRACE_MS = 10_000
+
+function stopOnSignal(logger: Service['logger'], close: () => Promise<void>): void {
+  let stopping = false
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, 'Shutting down')
+    setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS).unref()
+    try {
+      await close()
+      process.exit(0)
+    } catch (error) {
+      logger.error({ err: error }, 'Shutdown failed')
+      process.exit(1)
+    }
+  }
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+}

@@ -1,0 +1,59 @@
+import { execFile } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createDataDir } from '../support/servers.ts'
+
+const run = promisify(execFile)
+
+describe('the allocation command line (embedded database)', () => {
+  let dataDir: { dir: string; drop: () => Promise<void> }
+  const cli = async (...args: string[]) => {
+    try {
+      const { stdout, stderr } = await run(process.execPath, ['src/main.ts', ...args], {
+        env: { ...process.env, DATA_DIR: dataDir.dir, DATABASE_URL: '', LOG_LEVEL: 'warn' },
+      })
+      return { code: 0, stdout, stderr }
+    } catch (error) {
+      const { code, stdout, stderr } = error as { code: number; stdout: string; stderr: string }
+      return { code, stdout, stderr }
+    }
+  }
+
+  beforeAll(async () => {
+    dataDir = await createDataDir()
+  })
+  afterAll(async () => dataDir.drop())
+
+  it('adds batches, imports a CSV, allocates and shows the stock', async () => {
+    expect(await cli('add-batch', 'b-warehouse', 'LAMP', '10')).toMatchObject({
+      code: 0,
+      stdout: 'Added batch b-warehouse\n',
+    })
+    const csv = join(dataDir.dir, 'batches.csv')
+    await writeFile(csv, 'ref,sku,qty,eta\nb-ship,LAMP,20,2027-01-15\nb-bad,LAMP,0,\nb-warehouse,LAMP,10,\n')
+    const imported = await cli('import-batches', csv)
+    expect(imported.code).toBe(1)
+    expect(imported.stdout).toContain('1 batches added, 1 already there, 1 refused')
+    expect(imported.stderr).toContain('Line 3')
+
+    expect((await cli('allocate', 'order-1', 'LAMP', '12')).stdout).toBe(
+      'Allocated 12 of LAMP for order order-1 from batch b-ship\n',
+    )
+    const stock = await cli('stock', 'LAMP')
+    expect(stock.stdout).toContain('Total: 30 purchased, 12 allocated, 18 available')
+    expect(stock.stdout.indexOf('b-warehouse')).toBeLessThan(stock.stdout.indexOf('b-ship'))
+  })
+
+  it('refuses bad input with a sentence and exit code 2', async () => {
+    const bad = await cli('add-batch', 'b-x', 'LAMP', '1.5', '--eta', '2026-02-30')
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/Invalid batch: .*qty.*eta|Invalid batch: .*eta.*qty/)
+  })
+
+  it('says out of stock with exit code 3', async () => {
+    const answer = await cli('allocate', 'order-2', 'LAMP', '1000')
+    expect(answer).toMatchObject({ code: 3, stdout: 'Out of stock: no batch of LAMP can take 1000\n' })
+  })
+})
