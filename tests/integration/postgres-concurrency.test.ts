@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pgUnitOfWork } from '../../src/adapters/postgres/unit-of-work.ts'
 import { bootstrap, type Service } from '../../src/bootstrap.ts'
@@ -16,22 +17,36 @@ describe('concurrent writers on the PostgreSQL server', () => {
   })
   afterAll(async () => test?.drop())
 
-  it('allocates exactly the stock to 100 concurrent orders and reports the rest out of stock', async (ctx) => {
+  it('allocates exactly the stock to 100 concurrent orders from 10 processes and reports the rest out of stock', async (ctx) => {
     if (!test) return ctx.skip()
+    const database = test.database
     const sku = randomSku('hot')
     for (const eta of [null, '2027-01-01', '2027-02-01']) {
       await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 20, eta })
     }
+    // Each process has its own bus (its own grouping of allocations); they share only the database.
+    const processes = Array.from({ length: 10 }, () => bootstrap(loadConfig({ LOG_LEVEL: 'silent' }), { database }))
+    const connections = new Set<number>()
+    const pids = setInterval(async () => {
+      const rows = await sql<{
+        pid: number
+      }>`select pid from pg_stat_activity where datname = current_database() and state <> 'idle' and pid <> pg_backend_pid()`.execute(
+        database.db,
+      )
+      for (const row of rows.rows) connections.add(row.pid)
+    }, 2)
     const results = await Promise.all(
-      Array.from({ length: 100 }, () =>
-        service.bus.handle({ type: 'Allocate', orderid: randomOrderid(), sku, qty: 1 }),
+      Array.from({ length: 100 }, (_, i) =>
+        processes[i % 10]?.bus.handle({ type: 'Allocate', orderid: randomOrderid(), sku, qty: 1 }),
       ),
     )
-    expect(results.filter((r) => r.batchref !== null)).toHaveLength(60)
-    expect(results.filter((r) => r.batchref === null)).toHaveLength(40)
+    clearInterval(pids)
+    expect(results.filter((r) => r?.batchref !== null)).toHaveLength(60)
+    expect(results.filter((r) => r?.batchref === null)).toHaveLength(40)
+    expect(connections.size).toBeGreaterThanOrEqual(8)
     const product = await service.views.product(sku)
     expect(product?.totals).toEqual({ purchased: 60, allocated: 60, available: 0 })
-    const rows = await test.database.db.selectFrom('allocations').select('id').where('sku', '=', sku).execute()
+    const rows = await database.db.selectFrom('allocations').select('id').where('sku', '=', sku).execute()
     expect(rows).toHaveLength(60)
   })
 
