@@ -32,7 +32,13 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
   const database =
     overrides.database ??
     (needsDatabase
-      ? openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.poolSize })
+      ? openDatabase({
+          databaseUrl: config.databaseUrl,
+          dataDir: config.dataDir,
+          poolSize: config.poolSize,
+          onConnectionError: (error) =>
+            logger.warn({ err: error }, 'A database connection broke; the pool replaces it'),
+        })
       : null)
   const require = () => {
     if (!database) throw new Error('No database configured')

@@ -27,13 +27,17 @@ describe('concurrent writers on the PostgreSQL server', () => {
     // Each process has its own bus (its own grouping of allocations); they share only the database.
     const processes = Array.from({ length: 10 }, () => bootstrap(loadConfig({ LOG_LEVEL: 'silent' }), { database }))
     const connections = new Set<number>()
-    const pids = setInterval(async () => {
+    let sampling: Promise<unknown> = Promise.resolve()
+    const sample = async () => {
       const rows = await sql<{
         pid: number
       }>`select pid from pg_stat_activity where datname = current_database() and state <> 'idle' and pid <> pg_backend_pid()`.execute(
         database.db,
       )
       for (const row of rows.rows) connections.add(row.pid)
+    }
+    const pids = setInterval(() => {
+      sampling = sampling.then(sample)
     }, 2)
     const results = await Promise.all(
       Array.from({ length: 100 }, (_, i) =>
@@ -41,6 +45,7 @@ describe('concurrent writers on the PostgreSQL server', () => {
       ),
     )
     clearInterval(pids)
+    await sampling
     expect(results.filter((r) => r?.batchref !== null)).toHaveLength(60)
     expect(results.filter((r) => r?.batchref === null)).toHaveLength(40)
     expect(connections.size).toBeGreaterThanOrEqual(8)

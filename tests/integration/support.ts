@@ -22,6 +22,7 @@ export async function openTestDatabase(mode: Mode, poolSize = 10): Promise<TestD
     dataDir: 'dir' in place ? place.dir : '',
     poolSize,
     onQuery: (sql) => statements.push(sql),
+    onConnectionError: () => {},
   })
   await migrateToLatest(database.db)
   return {

@@ -11,8 +11,13 @@ export type DatabaseSettings = Readonly<{
   databaseUrl: string | null
   dataDir: string
   poolSize: number
-  /** Called with the SQL of every statement the query builder runs (BEGIN and COMMIT excluded). */
+  /** Called with the SQL of every statement the query builder runs. */
   onQuery?: (sql: string) => void
+  /**
+   * Called when an idle server connection breaks (server restart, administrator command). The pool
+   * replaces it; without a listener node-postgres would crash the process.
+   */
+  onConnectionError?: (error: Error) => void
 }>
 
 export interface Database {
@@ -47,6 +52,7 @@ export function openDatabase(settings: DatabaseSettings): Database {
               : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
       },
     })
+    pool.on('error', (error) => settings.onConnectionError?.(error))
     const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }), ...(log && { log }) })
     return { mode: 'postgres', db, acquire: async () => () => {}, close: () => db.destroy() }
   }

@@ -1,0 +1,53 @@
+import { type ChainableCommander, Redis } from 'ioredis'
+import type { Logger } from '../service-layer/ports.ts'
+
+export type RedisClientOptions = Readonly<{
+  /** Says once when the connection drops and once when it is back (without it, ioredis prints to stderr). */
+  logger?: Logger
+  /** Shown by `CLIENT LIST` and in the logs, so an operator can tell the connections apart. */
+  name?: string
+  /**
+   * Fail a command that has no answer after this long. Set it where a caller waits in line (publishing from
+   * a request), so a Redis outage fails one delivery, retried later from the outbox, instead of the request.
+   */
+  commandTimeoutMs?: number
+}>
+
+/**
+ * A client that connects on its first command, never before, and after a drop reconnects for as long as
+ * it lives, waiting at most 2 s between attempts. A command fails after one failed reconnection instead
+ * of queueing without bound; callers retry.
+ */
+export function createRedisClient(url: string, options: RedisClientOptions = {}): Redis {
+  const { logger, name } = options
+  const client = new Redis(url, {
+    lazyConnect: true,
+    retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+    maxRetriesPerRequest: 1,
+    ...(name === undefined ? {} : { connectionName: name }),
+    ...(options.commandTimeoutMs === undefined ? {} : { commandTimeout: options.commandTimeoutMs }),
+  })
+  let down = false
+  client.on('error', (error: Error) => {
+    if (!down) logger?.warn({ err: error, redis: name }, 'Redis connection failed; reconnecting')
+    down = true
+  })
+  client.on('reconnecting', () => {
+    if (!down) logger?.warn({ redis: name }, 'lost the connection to Redis; reconnecting')
+    down = true
+  })
+  client.on('ready', () => {
+    if (down) logger?.info({ redis: name }, 'connected to Redis again')
+    down = false
+  })
+  return client
+}
+
+/** Runs a MULTI; a command that failed inside it fails the whole call, as it would outside one. */
+export async function execOrThrow(transaction: ChainableCommander): Promise<unknown[]> {
+  const results = await transaction.exec()
+  if (!results) throw new Error('A Redis transaction was aborted')
+  const failure = results.find(([error]) => error)?.[0]
+  if (failure) throw failure
+  return results.map(([, result]) => result)
+}
