@@ -64,6 +64,7 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
     },
     async close() {
       await relay.stop()
+      if (outbox instanceof PgOutbox) await outbox.flush()
       await database?.close()
     },
   }

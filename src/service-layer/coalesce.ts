@@ -2,16 +2,19 @@
  * Runs `work` on items in groups per key: items that arrive while a group of their key is being worked
  * on wait and go together in the next one, so concurrent callers share one transaction or round trip.
  * A group's work returns one result per item, in order; an `Error` in place of a result rejects that
- * item's caller only. The groups coordinate work, they guard no data: the database still does.
+ * item's caller only. With `lingerMs`, a new group waits that long for more items before it starts.
+ * The groups coordinate work, they guard no data: the database still does.
  */
 export function coalesce<K, I, R>(
   work: (key: K, items: I[]) => Promise<Array<R | Error>>,
-  maxGroup = 100,
+  { maxGroup = 100, lingerMs = 0 }: { maxGroup?: number; lingerMs?: number } = {},
 ): (key: K, item: I) => Promise<R> {
   type Waiting = { item: I; resolve: (result: R) => void; reject: (error: unknown) => void }
   const queues = new Map<K, Waiting[]>()
 
   async function run(key: K, queue: Waiting[]): Promise<void> {
+    // The first item of a round may wait a little for company, where fewer statements matter more than latency.
+    if (lingerMs > 0) await new Promise((resolve) => setTimeout(resolve, lingerMs))
     while (queue.length > 0) {
       const group = queue.splice(0, maxGroup)
       try {

@@ -69,8 +69,12 @@ export function createMessageBus(
     }
   }
 
-  /** Runs every handler of one event; returns the events they committed and whether all succeeded. */
-  async function handleEvent({ id, event }: StoredEvent): Promise<[StoredEvent[], boolean]> {
+  /**
+   * Runs every handler of one event; returns the events they committed and whether all succeeded. In
+   * line with a request the delivery mark is not waited for (a lost mark means one more delivery); the
+   * relay waits for it so that a sweep ends with its events marked.
+   */
+  async function handleEvent({ id, event }: StoredEvent, awaitMark: boolean): Promise<[StoredEvent[], boolean]> {
     const raised: StoredEvent[] = []
     let succeeded = true
     const handlersOfEvent = handlers.events[event.type] as ReadonlyArray<EventHandler<DomainEvent>>
@@ -84,20 +88,19 @@ export function createMessageBus(
       }
     }
     if (succeeded) {
-      try {
-        await outbox.markDelivered(id)
-      } catch (error) {
+      const marked = outbox.markDelivered(id).catch((error: unknown) => {
         logger.warn({ err: error, eventId: id }, 'could not mark event delivered; it will be delivered again')
-      }
+      })
+      if (awaitMark) await marked
     }
     return [raised, succeeded]
   }
 
   /** The queue is local to each call: concurrent calls share nothing mutable. */
-  async function drain(queue: StoredEvent[]): Promise<boolean> {
+  async function drain(queue: StoredEvent[], awaitMarks: boolean): Promise<boolean> {
     let allSucceeded = true
     for (let next = queue.shift(); next; next = queue.shift()) {
-      const [raised, succeeded] = await handleEvent(next)
+      const [raised, succeeded] = await handleEvent(next, awaitMarks)
       queue.push(...raised)
       allSucceeded &&= succeeded
     }
@@ -110,7 +113,7 @@ export function createMessageBus(
    */
   const allocateGrouped = coalesce<string, Allocate, CommandResults['Allocate']>(async (_sku, commands) => {
     const [results, events] = await inUnitOfWork((handlerDeps) => allocateMany(commands, handlerDeps))
-    await drain(events)
+    await drain(events, false)
     return results
   })
 
@@ -123,7 +126,7 @@ export function createMessageBus(
       // The registry's mapped type pairs each command type with its handler; TypeScript cannot follow that link.
       const handler = handlers.commands[command.type] as unknown as CommandHandler<C>
       const [result, events] = await inUnitOfWork((handlerDeps) => handler(command, handlerDeps))
-      await drain(events)
+      await drain(events, false)
       return result
     },
     async handleOnce<C extends Command>(messageId: string, command: C) {
@@ -131,12 +134,12 @@ export function createMessageBus(
       const [result, events] = await inUnitOfWork(async (handlerDeps) =>
         (await handlerDeps.uow.claimMessage(messageId)) ? handler(command, handlerDeps) : null,
       )
-      await drain(events)
+      await drain(events, false)
       return result
     },
     async deliver(stored) {
-      const [raised, succeeded] = await handleEvent(stored)
-      return (await drain(raised)) && succeeded
+      const [raised, succeeded] = await handleEvent(stored, true)
+      return (await drain(raised, true)) && succeeded
     },
   }
 }

@@ -35,7 +35,8 @@ describe.each(modes)('cost of an allocation against history (%s)', (mode: Mode) 
     test.statements.length = 0
     const result = await service.bus.handle({ type: 'Allocate', orderid: randomOrderid(), sku, qty: 1 })
     expect(result.batchref).not.toBeNull()
-    return [...test.statements]
+    // Delivery marks are written a moment later, shared by all the deliveries of that moment.
+    return test.statements.filter((s) => !s.startsWith('update "outbox" set "delivered_at"'))
   }
 
   it('runs the same statements with 0 and with 10,000 past allocations of the sku', async (ctx) => {
@@ -43,7 +44,7 @@ describe.each(modes)('cost of an allocation against history (%s)', (mode: Mode) 
     const fresh = await statementsOfOneAllocation(await skuWithHistory(0))
     const old = await statementsOfOneAllocation(await skuWithHistory(10_000))
     expect(old).toEqual(fresh)
-    // one read of the product with the line's allocation, one guarded write, one delivery mark
-    expect(fresh).toHaveLength(3)
+    // one read of the product with the line's allocation, one guarded write
+    expect(fresh).toHaveLength(2)
   })
 })

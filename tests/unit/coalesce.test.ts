@@ -32,12 +32,30 @@ describe('coalesce', () => {
 
   it('caps the size of a group', async () => {
     const sizes: number[] = []
-    const identity = coalesce<string, number, number>(async (_key, items) => {
-      sizes.push(items.length)
-      await Promise.resolve()
-      return items
-    }, 2)
+    const identity = coalesce<string, number, number>(
+      async (_key, items) => {
+        sizes.push(items.length)
+        await Promise.resolve()
+        return items
+      },
+      { maxGroup: 2 },
+    )
     await Promise.all([1, 2, 3, 4, 5].map((n) => identity('k', n)))
     expect(sizes).toEqual([1, 2, 2])
+  })
+
+  it('lets a new group wait for company when asked to linger', async () => {
+    const groups: number[][] = []
+    const collect = coalesce<string, number, number>(
+      async (_key, items) => {
+        groups.push(items)
+        return items
+      },
+      { lingerMs: 20 },
+    )
+    const first = collect('k', 1)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    await Promise.all([first, collect('k', 2), collect('k', 3)])
+    expect(groups).toEqual([[1, 2, 3]])
   })
 })

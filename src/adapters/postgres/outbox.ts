@@ -22,27 +22,44 @@ export function toStoredEvent(row: { id: number; payload: unknown }): StoredEven
 
 export class PgOutbox implements Outbox {
   readonly #database: Database
-  /** Deliveries that finish while a mark is being written are marked together by the next statement. */
-  readonly #mark = coalesce<null, number, undefined>(async (_, ids) => {
-    const release = await this.#database.acquire()
-    try {
-      await this.#database.db
-        .updateTable('outbox')
-        .set({ delivered_at: sql`now()` })
-        .where('id', '=', sql<number>`any(${ids}::bigint[])`)
-        .execute()
-      return ids.map(() => undefined)
-    } finally {
-      release()
-    }
-  })
+  /**
+   * Marks are written together, a few milliseconds after the first: one statement for all the
+   * deliveries of that moment instead of a commit each. A mark lost in a crash only means the event is
+   * delivered again, which its handlers allow.
+   */
+  readonly #mark = coalesce<null, number, undefined>(
+    async (_, ids) => {
+      const release = await this.#database.acquire()
+      try {
+        await this.#database.db
+          .updateTable('outbox')
+          .set({ delivered_at: sql`now()` })
+          .where('id', '=', sql<number>`any(${ids}::bigint[])`)
+          .execute()
+        return ids.map(() => undefined)
+      } finally {
+        release()
+      }
+    },
+    { maxGroup: 1000, lingerMs: 10 },
+  )
+  readonly #marking = new Set<Promise<void>>()
 
   constructor(database: Database) {
     this.#database = database
   }
 
   markDelivered(id: number): Promise<void> {
-    return this.#mark(null, id)
+    const marked = this.#mark(null, id)
+    this.#marking.add(marked)
+    const forget = () => this.#marking.delete(marked)
+    marked.then(forget, forget)
+    return marked
+  }
+
+  /** Waits for the marks not yet written, before the database closes. */
+  async flush(): Promise<void> {
+    await Promise.allSettled([...this.#marking])
   }
 
   async claimDue(limit: number): Promise<StoredEvent[]> {

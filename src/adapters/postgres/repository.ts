@@ -132,61 +132,81 @@ export class PgProductStore implements ProductStore {
       batchIds.set(batch.ref, id)
     }
     const events: DomainEvent[] = product.events.splice(0)
-    const changes = {
-      batches: product.batches.flatMap((b) => {
-        const old = before.batches.get(b.ref)
-        return old && (old.purchased !== b.purchasedQuantity || old.allocated !== b.allocatedQuantity)
-          ? [{ id: old.id, purchased: b.purchasedQuantity, allocated: b.allocatedQuantity }]
-          : []
-      }),
+    const changedBatches = product.batches.flatMap((b) => {
+      const old = before.batches.get(b.ref)
+      return old && (old.purchased !== b.purchasedQuantity || old.allocated !== b.allocatedQuantity)
+        ? [{ id: old.id, purchased: b.purchasedQuantity, allocated: b.allocatedQuantity }]
+        : []
+    })
+    const added = [...product.allocations.values()].filter((a) => !before.allocations.has(a.line.orderid))
+    const { rows } = await saveStatement({
+      sku,
+      from: before.versionNumber,
+      to: product.versionNumber,
+      batchIds: changedBatches.map((b) => b.id),
+      purchased: changedBatches.map((b) => b.purchased),
+      allocated: changedBatches.map((b) => b.allocated),
       removed: [...before.allocations].filter((orderid) => !product.allocations.has(orderid)),
-      added: [...product.allocations.values()]
-        .filter((a) => !before.allocations.has(a.line.orderid))
-        .map((a) => ({ orderid: a.line.orderid, qty: a.line.qty, batch_id: batchIds.get(a.batchref) })),
-      events: events.map((event) => ({ type: event.type, payload: event })),
-      messages: messageIds,
-    }
-    const { rows } = await saveStatement(sku, before.versionNumber, product.versionNumber, changes).execute(db)
+      addedOrderids: added.map((a) => a.line.orderid),
+      addedQtys: added.map((a) => a.line.qty),
+      addedBatchIds: added.map((a) => batchIds.get(a.batchref)),
+      eventTypes: events.map((e) => e.type),
+      eventPayloads: events.map((e) => JSON.stringify(e)),
+      messageIds,
+    }).execute(db)
     if (!rows[0]?.saved) throw new ConcurrencyConflict(`Product ${sku} changed since it was loaded`)
     return rows[0].event_ids.map(Number).map((id, i) => ({ id, event: events[i] as DomainEvent }))
   }
 }
 
-/** One statement whatever the change: its shape never varies, so it is prepared once per connection. */
-function saveStatement(sku: string, from: number, to: number, changes: object) {
+/**
+ * One statement whatever the change, every part guarded by the version update: its shape never varies,
+ * so it is prepared once per connection, and arrays keep each part on its index whatever their length.
+ */
+function saveStatement(p: {
+  sku: string
+  from: number
+  to: number
+  batchIds: number[]
+  purchased: number[]
+  allocated: number[]
+  removed: string[]
+  addedOrderids: string[]
+  addedQtys: number[]
+  addedBatchIds: Array<number | undefined>
+  eventTypes: string[]
+  eventPayloads: string[]
+  messageIds: readonly string[]
+}) {
   return sql<{ saved: boolean; event_ids: Array<number | string> }>`
-    with changes as (select ${JSON.stringify(changes)}::jsonb as c),
-    version as (
-      update products set version_number = ${to} where sku = ${sku} and version_number = ${from} returning sku
+    with version as (
+      update products set version_number = ${p.to} where sku = ${p.sku} and version_number = ${p.from} returning sku
     ),
     changed_batches as (
       update batches set purchased = u.purchased, allocated = u.allocated
-      from changes, jsonb_to_recordset(changes.c -> 'batches') as u(id bigint, purchased int, allocated int)
+      from unnest(${p.batchIds}::bigint[], ${p.purchased}::int[], ${p.allocated}::int[]) as u(id, purchased, allocated)
       where batches.id = u.id and exists (select from version)
     ),
     removed as (
-      delete from allocations using changes
-      where sku = ${sku} and orderid in (select jsonb_array_elements_text(changes.c -> 'removed'))
-        and exists (select from version)
+      delete from allocations
+      where sku = ${p.sku} and orderid = any(${p.removed}::text[]) and exists (select from version)
     ),
     added as (
       insert into allocations (orderid, sku, qty, batch_id)
-      select u.orderid, ${sku}, u.qty, u.batch_id
-      from changes, jsonb_to_recordset(changes.c -> 'added') as u(orderid text, qty int, batch_id bigint)
+      select u.orderid, ${p.sku}, u.qty, u.batch_id
+      from unnest(${p.addedOrderids}::text[], ${p.addedQtys}::int[], ${p.addedBatchIds}::bigint[]) as u(orderid, qty, batch_id)
       where exists (select from version)
     ),
     events as (
       insert into outbox (sku, type, payload)
-      select ${sku}, e.value ->> 'type', e.value -> 'payload'
-      from changes, jsonb_array_elements(changes.c -> 'events') with ordinality as e(value, n)
+      select ${p.sku}, u.type, u.payload
+      from unnest(${p.eventTypes}::text[], ${p.eventPayloads}::jsonb[]) with ordinality as u(type, payload, n)
       where exists (select from version)
-      order by e.n
+      order by u.n
       returning id
     ),
     messages as (
-      insert into handled_messages (id)
-      select jsonb_array_elements_text(changes.c -> 'messages') from changes
-      where exists (select from version)
+      insert into handled_messages (id) select unnest(${p.messageIds}::text[]) where exists (select from version)
     )
     select exists (select from version) as saved, array(select id from events order by id) as event_ids`
 }
