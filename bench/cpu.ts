@@ -3,7 +3,14 @@ import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 
 /** Average cores busy during a run, by who used them; `other` is everything else on the machine. */
-export type CpuSplit = Readonly<{ service: number; postgres: number; bench: number; other: number; idle: number }>
+export type CpuSplit = Readonly<{
+  /** `null` for a service the bench did not start. */
+  service: number | null
+  postgres: number
+  bench: number
+  other: number
+  idle: number
+}>
 
 export type CpuSources = Readonly<{
   /** The service's process, if the bench started it. */
@@ -22,14 +29,14 @@ export async function sampleCpu(sources: CpuSources): Promise<() => Promise<CpuS
     const end = await snapshot(sources)
     const seconds = (end.at - start.at) / 1000
     const cores = (ticks: number) => ticks / TICKS_PER_SECOND / seconds
-    const service = cores(end.service - start.service)
+    const service = sources.servicePid === null ? null : cores(end.service - start.service)
     let postgresTicks = 0
     for (const [pid, ticks] of end.postgres) postgresTicks += ticks - (start.postgres.get(pid) ?? 0)
     const postgres = cores(postgresTicks)
     const bench = (end.bench - start.bench) / 1e6 / seconds
     const total = end.machine.total - start.machine.total
     const idle = ((end.machine.idle - start.machine.idle) / total) * availableParallelism()
-    const other = Math.max(0, availableParallelism() - idle - service - postgres - bench)
+    const other = Math.max(0, availableParallelism() - idle - (service ?? 0) - postgres - bench)
     return { service, postgres, bench, other, idle }
   }
 }

@@ -28,6 +28,8 @@ export type LoadResult = Readonly<{
   /** Connection errors and timeouts: requests without an answer. */
   connectionErrors: number
   statusCounts: Readonly<Record<string, number>>
+  /** Successful allocations in each second of the run: shows whether the rate holds as tables grow. */
+  perSecond: readonly number[]
   /** Milliseconds, over every answered request. */
   latency: Readonly<{ mean: number; p50: number; p90: number; p99: number; max: number }>
   /** A few bodies of answers that were neither 201 nor out of stock. */
@@ -43,6 +45,7 @@ export function allocate(spec: LoadSpec): Promise<LoadResult> {
   let lastAllocatedAt = 0
   const unexpected: string[] = []
   const latencies: number[] = []
+  const perSecond: number[] = []
   const started = performance.now()
 
   const body = () => {
@@ -55,6 +58,8 @@ export function allocate(spec: LoadSpec): Promise<LoadResult> {
       allocated++
       allocatedQty += (JSON.parse(text) as { qty: number }).qty
       lastAllocatedAt = performance.now()
+      const second = Math.floor((lastAllocatedAt - started) / 1000)
+      perSecond[second] = (perSecond[second] ?? 0) + 1
     } else if (status === 409 && text.includes('"out_of_stock"')) {
       outOfStock++
       if (spec.stopAfterOutOfStock !== undefined && outOfStock >= spec.stopAfterOutOfStock) instance.stop()
@@ -101,6 +106,7 @@ export function allocate(spec: LoadSpec): Promise<LoadResult> {
           otherNon2xx: result.non2xx - outOfStock - serverErrors,
           connectionErrors: result.errors,
           statusCounts,
+          perSecond: Array.from(perSecond, (n) => n ?? 0),
           latency: summarise(latencies),
           unexpected,
         })

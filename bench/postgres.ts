@@ -50,3 +50,15 @@ export async function serverVersion(serverUrl: string): Promise<string> {
   const [row] = await query(serverUrl, 'SHOW server_version')
   return String(row?.server_version)
 }
+
+export type DatabaseActivity = Readonly<{ commits: number; rollbacks: number; deadlocks: number }>
+
+/** The server's counters for one database; they lag up to a second behind its busy sessions. */
+export async function databaseActivity(serverUrl: string, database: string): Promise<DatabaseActivity> {
+  const [row = {}] = await query(
+    serverUrl,
+    'SELECT xact_commit AS commits, xact_rollback AS rollbacks, deadlocks FROM pg_stat_database WHERE datname = $1',
+    [database],
+  )
+  return { commits: Number(row.commits), rollbacks: Number(row.rollbacks), deadlocks: Number(row.deadlocks) }
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { type Consistency, checkPglite, checkPostgres } from './consistency.ts'
 import { type CpuSplit, sampleCpu } from './cpu.ts'
 import { allocate, type LoadResult } from './load.ts'
-import { createDatabase, query, serverPids } from './postgres.ts'
+import { createDatabase, type DatabaseActivity, databaseActivity, query, serverPids } from './postgres.ts'
 import { addBatches, batchesOf, LARGE_QTY, seedHistory } from './seed.ts'
 import { externalService, type LogCounts, logsSince, type Service, startService } from './service.ts'
 
@@ -33,8 +33,11 @@ export type RunRecord = LoadResult &
     storage: 'postgres' | 'pglite'
     cpu: CpuSplit | null
     consistency: Consistency | null
-    /** Lines the service logged at warn and above during the run. */
+    /** PostgreSQL's transaction counters over the run (approximate: they lag up to a second). */
+    database: (DatabaseActivity & { commitsPerAllocation: number }) | null
+    /** Lines the service logged at warn and above during the run, and the first errors it logged. */
     logs: LogCounts
+    errorSamples: readonly string[]
     details: Readonly<Record<string, unknown>>
   }>
 
@@ -43,6 +46,7 @@ type Recorder = (run: RunRecord) => void
 type Storage = Readonly<{
   storage: RunRecord['storage']
   postgresPids: () => Promise<number[]>
+  activity: () => Promise<DatabaseActivity | null>
   check: (orderPrefix: string, acknowledged: number) => Promise<Consistency | null>
 }>
 
@@ -50,7 +54,13 @@ type Measure = (
   workload: RunRecord['workload'],
   connections: number,
   skus: readonly string[],
-  options?: { details?: Record<string, unknown>; stopAfterOutOfStock?: number; durationS?: number },
+  options?: {
+    details?: Record<string, unknown>
+    /** More details, read once the run is over. */
+    after?: () => Promise<Record<string, unknown>>
+    stopAfterOutOfStock?: number
+    durationS?: number
+  },
 ) => Promise<RunRecord>
 
 export const progress = (message: string) =>
@@ -73,6 +83,7 @@ export async function serverWorkloads(settings: Settings, record: Recorder): Pro
     const measure = measurer(settings, service, record, {
       storage: 'postgres',
       postgresPids: async () => (databaseName ? serverPids(settings.postgresUrl, databaseName) : []),
+      activity: async () => (databaseName ? databaseActivity(settings.postgresUrl, databaseName) : null),
       check: async (orderPrefix, acknowledged) =>
         databaseUrl ? checkPostgres(databaseUrl, orderPrefix, acknowledged) : null,
     })
@@ -104,6 +115,7 @@ export async function embeddedWorkload(settings: Settings, record: Recorder): Pr
     const measure = measurer(settings, started, record, {
       storage: 'pglite',
       postgresPids: async () => [],
+      activity: async () => null,
       // PGlite is single-user: its directory can be opened only once the service has stopped.
       check: async (orderPrefix, acknowledged) => {
         const code = await started.stop()
@@ -120,7 +132,10 @@ export async function embeddedWorkload(settings: Settings, record: Recorder): Pr
 
 /** Adds the skus' batches through the API, then warms the service up with allocations it does not record. */
 async function catalogue(service: Service, settings: Settings): Promise<string[]> {
-  const skus = Array.from({ length: settings.skus }, (_, i) => `bench-${settings.stamp}-sku-${String(i).padStart(3, '0')}`)
+  const skus = Array.from(
+    { length: settings.skus },
+    (_, i) => `bench-${settings.stamp}-sku-${String(i).padStart(3, '0')}`,
+  )
   const started = performance.now()
   await addBatches(
     service.url,
@@ -138,6 +153,7 @@ function measurer(settings: Settings, service: Service, record: Recorder, storag
     const durationS = options.durationS ?? settings.durationS
     progress(`${workload} on ${storage.storage}, ${connections} connections, up to ${durationS} s`)
     const logsBefore = service.logCounts()
+    const activityBefore = await storage.activity()
     const cpu = await sampleCpu({ servicePid: service.pid, postgresPids: storage.postgresPids })
     const load = await allocate({
       url: service.url,
@@ -151,6 +167,16 @@ function measurer(settings: Settings, service: Service, record: Recorder, storag
     // Requests in flight when the load generator stopped are still being answered.
     await new Promise((resolve) => setTimeout(resolve, 1000))
     const logs = logsSince(logsBefore, service.logCounts())
+    const activityAfter = await storage.activity()
+    const database =
+      activityBefore && activityAfter
+        ? {
+            commits: activityAfter.commits - activityBefore.commits,
+            rollbacks: activityAfter.rollbacks - activityBefore.rollbacks,
+            deadlocks: activityAfter.deadlocks - activityBefore.deadlocks,
+            commitsPerAllocation: (activityAfter.commits - activityBefore.commits) / Math.max(1, load.allocated),
+          }
+        : null
     const consistency = await storage.check(orderPrefix, load.allocated)
     const run: RunRecord = {
       ...load,
@@ -158,8 +184,10 @@ function measurer(settings: Settings, service: Service, record: Recorder, storag
       storage: storage.storage,
       cpu: split,
       consistency,
+      database,
       logs,
-      details: options.details ?? {},
+      errorSamples: service.errorSamples(),
+      details: { ...options.details, ...(await options.after?.()) },
     }
     record(run)
     return run
@@ -188,14 +216,16 @@ async function hotSku(service: Service, measure: Measure, settings: Settings, fr
   const rate = fresh?.allocationsPerSecond ?? 500
   const perBatch = Math.max(1_000, Math.ceil((rate * 0.5 * settings.durationS * 2) / 3))
   await addBatches(service.url, batchesOf(sku, perBatch))
-  const run = await measure('hot', settings.hotConnections, [sku], {
+  await measure('hot', settings.hotConnections, [sku], {
     durationS: settings.durationS * 3,
     stopAfterOutOfStock: settings.hotConnections * 2,
-    details: { sku, purchased: perBatch * 3 },
+    details: { sku },
+    after: async () => {
+      const product = (await (await fetch(`${service.url}/products/${sku}`)).json()) as {
+        totals: { purchased: number; allocated: number; available: number }
+      }
+      // A line asks for at most 3: below that the stock is gone for some lines, as good as gone.
+      return { totals: product.totals, stockGone: product.totals.available < 3 }
+    },
   })
-  const product = (await (await fetch(`${service.url}/products/${sku}`)).json()) as {
-    totals: { purchased: number; allocated: number; available: number }
-  }
-  const details = { ...run.details, totals: product.totals, stockGone: product.totals.available < 3 }
-  Object.assign(run, { details })
 }
