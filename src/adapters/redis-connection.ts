@@ -11,6 +11,11 @@ export type RedisClientOptions = Readonly<{
    * a request), so a Redis outage fails one delivery, retried later from the outbox, instead of the request.
    */
   commandTimeoutMs?: number
+  /**
+   * Drop the connection, and reconnect, when an answer is this late: a connection that died without a word
+   * (a network partition) would otherwise leave a command waiting for ever. Longer than any blocking read.
+   */
+  socketTimeoutMs?: number
 }>
 
 /**
@@ -26,6 +31,7 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
     maxRetriesPerRequest: 1,
     ...(name === undefined ? {} : { connectionName: name }),
     ...(options.commandTimeoutMs === undefined ? {} : { commandTimeout: options.commandTimeoutMs }),
+    ...(options.socketTimeoutMs === undefined ? {} : { socketTimeout: options.socketTimeoutMs }),
   })
   let down = false
   client.on('error', (error: Error) => {
@@ -50,4 +56,17 @@ export async function execOrThrow(transaction: ChainableCommander): Promise<unkn
   const failure = results.find(([error]) => error)?.[0]
   if (failure) throw failure
   return results.map(([, result]) => result)
+}
+
+/**
+ * Wraps commands so that they give up when `signal` aborts. ioredis leaves a command queued for ever when
+ * its client is disconnected while waiting to reconnect, so whoever stops must not wait for one.
+ */
+export function abandonOnAbort(signal: AbortSignal): <T>(command: Promise<T>) => Promise<T> {
+  const aborted = new Promise<never>((_resolve, reject) => {
+    if (signal.aborted) reject(signal.reason)
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+  })
+  aborted.catch(() => {})
+  return (command) => Promise.race([command, aborted])
 }

@@ -70,7 +70,7 @@ describe('Redis consumer', () => {
     await service.bus.handle({ type: 'CreateBatch', ref: earlier, sku, qty: 10, eta: '2026-01-01' })
     await service.bus.handle({ type: 'CreateBatch', ref: later, sku, qty: 10, eta: '2026-01-02' })
     await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 10 })
-    expect(lineAllocated).toContainEqual({ orderid, sku, qty: 10, batchref: earlier })
+    await eventually(() => expect(lineAllocated).toContainEqual({ orderid, sku, qty: 10, batchref: earlier }))
 
     await redis.publish(keys.changeBatchQuantity, JSON.stringify({ batchref: earlier, qty: 5 }))
 
@@ -176,7 +176,7 @@ describe('Redis consumer', () => {
     const [sku, ref, orderid] = [randomSku(), randomBatchref(), randomOrderid()]
     await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10, eta: null })
     const killed = await killClientsNamed(`allocation-consumer:${consumerName}`)
-    expect(killed).toBe(2)
+    expect(killed).toBe(3)
 
     await send('Allocate', { orderid, sku, qty: 3 })
     await eventually(async () =>
@@ -231,6 +231,7 @@ describe('Redis consumer', () => {
         redisUrl,
         keys: own,
         consumerName: `test-${randomUUID()}`,
+        blockMs: 100,
         claimIdleMs: 200,
         maxDeliveries: 3,
       })
@@ -270,17 +271,51 @@ describe('Redis consumer', () => {
     })
   })
 
-  it('stops promptly while waiting for entries', async (ctx) => {
+  it('stops promptly while waiting for entries, and leaves the group', async (ctx) => {
     if (!available) return ctx.skip()
     const own = uniqueKeys(defaultCommandKeys)
-    const idle = startRedisConsumer({ bus: service.bus, logger: service.logger, redisUrl, keys: own, blockMs: 10_000 })
+    const name = `test-${randomUUID()}`
+    const idle = startRedisConsumer({
+      bus: service.bus,
+      logger: service.logger,
+      redisUrl,
+      keys: own,
+      consumerName: name,
+      blockMs: 10_000,
+    })
     await idle.ready
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    // Redis knows a consumer once it was handed an entry.
+    await send('Reticulate', {}, own.commands)
+    await eventually(async () => expect(await pendingCount(own.commands, own.group)).toBe(0))
+    await eventually(async () => expect(await deadLetters(own.deadLetter)).toHaveLength(1))
+    expect(await consumersOf(own)).toEqual([name])
+
     const started = Date.now()
     await idle.stop()
+
     expect(Date.now() - started).toBeLessThan(1000)
-    await redis.del(own.commands)
+    expect(await consumersOf(own)).toEqual([])
+    await redis.del(own.commands, own.deadLetter)
   })
+
+  it('keeps trying while Redis does not answer, and still stops promptly', async (ctx) => {
+    if (!available) return ctx.skip()
+    const unreachable = startRedisConsumer({
+      bus: service.bus,
+      logger: service.logger,
+      redisUrl: 'redis://127.0.0.1:1',
+    })
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const started = Date.now()
+    await unreachable.stop()
+    await unreachable.ready
+    expect(Date.now() - started).toBeLessThan(1000)
+  })
+
+  async function consumersOf(own: typeof keys): Promise<string[]> {
+    const consumers = (await redis.xinfo('CONSUMERS', own.commands, own.group)) as string[][]
+    return consumers.map((fields) => fieldsOf(fields).name ?? '')
+  }
 
   async function killClientsNamed(prefix: string): Promise<number> {
     const list = (await redis.client('LIST')) as string

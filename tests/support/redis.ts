@@ -8,9 +8,15 @@ export const redisUrl = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? '
 export function redisAvailable(): Promise<boolean> {
   return serverAvailable('Redis', async () => {
     const redis = new Redis(redisUrl, { lazyConnect: true, connectTimeout: 2000, retryStrategy: () => null })
+    let cause: unknown
+    redis.on('error', (error) => {
+      cause ??= error
+    })
     try {
       await redis.connect()
       await redis.ping()
+    } catch (error) {
+      throw cause ?? error
     } finally {
       redis.disconnect()
     }

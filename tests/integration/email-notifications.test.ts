@@ -1,0 +1,65 @@
+import type { AddressInfo } from 'node:net'
+import { text } from 'node:stream/consumers'
+import { SMTPServer } from 'smtp-server'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { EmailNotifications } from '../../src/adapters/email-notifications.ts'
+import { bootstrap, type Service } from '../../src/bootstrap.ts'
+import { loadConfig } from '../../src/config.ts'
+import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
+import { openTestDatabase, type TestDatabase } from './support.ts'
+
+type Mail = Readonly<{ from: string | undefined; to: string[]; subject: string | undefined; body: string }>
+
+describe('EmailNotifications', () => {
+  const stockTeam = 'stock-team@example.com'
+  const received: Mail[] = []
+  const server = new SMTPServer({
+    authOptional: true,
+    logger: false,
+    async onData(stream, session, callback) {
+      const raw = await text(stream)
+      const [head = '', body = ''] = raw.split('\r\n\r\n', 2)
+      received.push({
+        from: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
+        to: session.envelope.rcptTo.map((rcpt) => rcpt.address),
+        subject: /^Subject: (.*)$/m.exec(head)?.[1]?.trim(),
+        body,
+      })
+      callback()
+    },
+  })
+  let test: TestDatabase | null = null
+  let service: Service
+  let notifications: EmailNotifications
+
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.server.address() as AddressInfo
+    // The test server offers STARTTLS with a self-signed certificate; a URL parameter tells nodemailer to stay plain.
+    notifications = new EmailNotifications({ smtpUrl: `smtp://127.0.0.1:${port}?ignoreTLS=true`, to: stockTeam })
+    test = await openTestDatabase('pglite')
+    service = bootstrap(loadConfig({ LOG_LEVEL: 'silent' }), { database: test?.database, notifications })
+  })
+  afterAll(async () => {
+    notifications.close()
+    await new Promise<void>((resolve) => server.close(resolve))
+    await test?.drop()
+  })
+
+  it('mails the stock team "Out of stock for <sku>" when an order line finds no stock', async () => {
+    const [sku, orderid] = [randomSku(), randomOrderid()]
+    await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 1, eta: null })
+
+    expect(await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 5 })).toEqual({ batchref: null })
+
+    const mails = received.filter((mail) => mail.subject === `Out of stock for ${sku}`)
+    expect(mails).toEqual([
+      {
+        from: 'allocation@localhost',
+        to: [stockTeam],
+        subject: `Out of stock for ${sku}`,
+        body: expect.stringContaining(orderid),
+      },
+    ])
+  })
+})
