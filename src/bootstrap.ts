@@ -1,10 +1,13 @@
 import { pino } from 'pino'
+import { EmailNotifications } from './adapters/email-notifications.ts'
 import { LoggedNotifications } from './adapters/logged-notifications.ts'
 import { type Database, openDatabase } from './adapters/postgres/database.ts'
 import { migrateToLatest } from './adapters/postgres/migrator.ts'
 import { PgOutbox } from './adapters/postgres/outbox.ts'
 import { pgUnitOfWork } from './adapters/postgres/unit-of-work.ts'
 import { PgViews } from './adapters/postgres/views.ts'
+import { createRedisClient } from './adapters/redis-connection.ts'
+import { RedisEventPublisher } from './adapters/redis-publisher.ts'
 import type { Config } from './config.ts'
 import { type BusDependencies, createMessageBus, type MessageBus } from './service-layer/message-bus.ts'
 import { createOutboxRelay, type OutboxRelay } from './service-layer/outbox-relay.ts'
@@ -45,11 +48,22 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
     return database
   }
   const outbox = overrides.outbox ?? new PgOutbox(require())
+  // Publishing happens in line with a write: a command timeout turns a Redis outage into a failed
+  // delivery, which the outbox retries, instead of a request left hanging.
+  const redis =
+    !overrides.publisher && config.redisUrl
+      ? createRedisClient(config.redisUrl, { name: 'allocation-publisher', logger, commandTimeoutMs: 2000 })
+      : null
+  const email =
+    !overrides.notifications && config.smtpUrl
+      ? new EmailNotifications({ smtpUrl: config.smtpUrl, to: config.stockTeamEmail })
+      : null
   const bus = createMessageBus({
     startUnitOfWork: overrides.startUnitOfWork ?? pgUnitOfWork(require()),
     outbox,
-    notifications: overrides.notifications ?? new LoggedNotifications(logger),
-    publisher: overrides.publisher ?? { publish: async () => {} },
+    notifications: overrides.notifications ?? email ?? new LoggedNotifications(logger),
+    // Without Redis the events stay readable from the outbox (GET /events): nothing to publish to.
+    publisher: overrides.publisher ?? (redis ? new RedisEventPublisher(redis) : { publish: async () => {} }),
     logger,
   })
   const relay = createOutboxRelay({ bus, outbox, logger })
@@ -66,6 +80,8 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
       await relay.stop()
       if (outbox instanceof PgOutbox) await outbox.flush()
       await database?.close()
+      redis?.disconnect()
+      email?.close()
     },
   }
 }

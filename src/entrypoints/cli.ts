@@ -10,6 +10,7 @@ import { InvalidInput, parseInput } from './cli-input.ts'
 import { NewBatch, NewLine } from './http/schemas.ts'
 import { startServer } from './http/server.ts'
 import { progressBar } from './progress-bar.ts'
+import { startRedisConsumer } from './redis-consumer.ts'
 
 /** The `allocation` command; with no sub-command it serves, as `npm start` does. */
 export function createCli(): Program {
@@ -21,12 +22,18 @@ export function createCli(): Program {
     .command('serve', { isDefault: true })
     .description('serve the HTTP API, and deliver the outbox in the background')
     .option('--no-relay', 'leave outbox delivery to a separate `allocation relay` process')
-    .action(async ({ relay }: { relay: boolean }) => serve(relay))
+    .option('--no-consumer', 'leave the Redis commands to a separate `allocation consume` process')
+    .action(async ({ relay, consumer }: { relay: boolean; consumer: boolean }) => serve(relay, consumer))
 
   program
     .command('relay')
     .description('only deliver the outbox (for running it apart from the HTTP processes)')
     .action(() => relayOnly())
+
+  program
+    .command('consume')
+    .description('only apply the commands that arrive through Redis (REDIS_URL)')
+    .action(() => consumeOnly())
 
   program
     .command('migrate')
@@ -146,9 +153,9 @@ async function importBatches(service: Service, file: string): Promise<void> {
   if (counts.refused > 0) process.exitCode = 1
 }
 
-async function serve(relay: boolean): Promise<void> {
+async function serve(relay: boolean, consumer: boolean): Promise<void> {
   try {
-    const server = await startServer(loadConfig(), { relay })
+    const server = await startServer(loadConfig(), { relay, consumer })
     stopOnSignal(server.service.logger, () => server.close())
   } catch (error) {
     pino().fatal({ err: error }, 'The allocation service could not start')
@@ -162,6 +169,23 @@ async function relayOnly(): Promise<void> {
   service.relay.start()
   service.logger.info({}, 'Delivering the outbox')
   stopOnSignal(service.logger, () => service.close())
+}
+
+async function consumeOnly(): Promise<void> {
+  const config = loadConfig()
+  if (!config.redisUrl) {
+    console.error('allocation consume needs REDIS_URL')
+    process.exitCode = 2
+    return
+  }
+  const service = bootstrap(config)
+  await service.migrate()
+  const consumer = startRedisConsumer({ bus: service.bus, logger: service.logger, redisUrl: config.redisUrl })
+  service.logger.info({}, 'Applying the commands that arrive through Redis')
+  stopOnSignal(service.logger, async () => {
+    await consumer.stop()
+    await service.close()
+  })
 }
 
 /** Long enough for requests in flight to finish; a stuck connection must not keep the process alive. */

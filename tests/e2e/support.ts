@@ -11,6 +11,8 @@ export type RunningService = Readonly<{
   output(): string
   /** Sends SIGTERM and resolves with the exit code. */
   stop(): Promise<number | null>
+  /** Kills it at once (SIGKILL), as a crash would: no shutdown, nothing flushed. */
+  kill(): Promise<void>
 }>
 
 /**
@@ -18,7 +20,7 @@ export type RunningService = Readonly<{
  * so two test runs never race for one), and resolves once it answers.
  */
 export async function startService(env: Record<string, string>, timeoutMs = 45_000): Promise<RunningService> {
-  const { DATABASE_URL: _url, DATA_DIR: _dir, ...inherited } = process.env
+  const { DATABASE_URL: _url, DATA_DIR: _dir, REDIS_URL: _redis, SMTP_URL: _smtp, ...inherited } = process.env
   const child = spawn(process.execPath, [MAIN], {
     env: { ...inherited, HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -55,6 +57,10 @@ export async function startService(env: Record<string, string>, timeoutMs = 45_0
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
       return exited
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      await exited
     },
   }
 }

@@ -2,6 +2,7 @@ import { resolve } from 'node:path'
 import { type Logger, pino } from 'pino'
 import { bootstrap, type Service } from '../../bootstrap.ts'
 import type { Config } from '../../config.ts'
+import { startRedisConsumer } from '../redis-consumer.ts'
 import { type App, buildApp } from './app.ts'
 
 export type Server = Readonly<{
@@ -16,7 +17,7 @@ export type Server = Readonly<{
 /** Migrates the database and serves the API on `config.host:config.port`; logs one line saying where. */
 export async function startServer(
   config: Config,
-  options: { logger?: Logger; logRequests?: boolean; relay?: boolean } = {},
+  options: { logger?: Logger; logRequests?: boolean; relay?: boolean; consumer?: boolean } = {},
 ): Promise<Server> {
   const logger = options.logger ?? pino({ level: config.logLevel })
   const service = bootstrap(config, { logger })
@@ -32,6 +33,11 @@ export async function startServer(
         `Allocation service listening at ${address} (${storage(service, config)}); API docs at ${address}/docs`,
     })
     if (options.relay ?? true) service.relay.start()
+    // Not waited for: it connects in the background and keeps trying while Redis is away.
+    const consumer =
+      config.redisUrl && (options.consumer ?? true)
+        ? startRedisConsumer({ bus: service.bus, logger, redisUrl: config.redisUrl })
+        : null
     const started = app
     return {
       app: started,
@@ -39,6 +45,7 @@ export async function startServer(
       url,
       async close() {
         await started.close()
+        await consumer?.stop()
         await service.close()
       },
     }
@@ -50,5 +57,7 @@ export async function startServer(
 }
 
 function storage(service: Service, config: Config): string {
-  return service.database?.mode === 'pglite' ? `database: PGlite in ${resolve(config.dataDir)}` : `database: PostgreSQL`
+  const database =
+    service.database?.mode === 'pglite' ? `database: PGlite in ${resolve(config.dataDir)}` : 'database: PostgreSQL'
+  return config.redisUrl ? `${database}, Redis events and commands` : database
 }
