@@ -185,7 +185,7 @@ function saveStatement(p: {
     changed_batches as (
       update batches set purchased = u.purchased, allocated = u.allocated
       from unnest(${p.batchIds}::bigint[], ${p.purchased}::int[], ${p.allocated}::int[]) as u(id, purchased, allocated)
-      where batches.id = u.id and exists (select from version)
+      where batches.id = u.id and batches.id = any(${p.batchIds}::bigint[]) and exists (select from version)
     ),
     removed as (
       delete from allocations
