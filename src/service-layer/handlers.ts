@@ -44,7 +44,7 @@ export async function addBatch(command: CreateBatch, { uow }: HandlerDeps): Prom
 
 export async function allocate(command: Allocate, { uow }: HandlerDeps): Promise<CommandResults['Allocate']> {
   const { orderid, sku, qty } = command
-  const product = await uow.products.get(sku, { orderids: [orderid] })
+  const product = await uow.products.get(sku, { newLines: [orderid] })
   if (!product) throw new InvalidSku(sku)
   const batchref = product.allocate({ orderid, sku, qty })
   await uow.commit()
@@ -60,7 +60,7 @@ export async function allocateMany(
   { uow }: HandlerDeps,
 ): Promise<Array<CommandResults['Allocate'] | LineConflict | InvalidSku>> {
   const sku = commands[0]?.sku ?? ''
-  const product = await uow.products.get(sku, { orderids: commands.map((c) => c.orderid) })
+  const product = await uow.products.get(sku, { newLines: commands.map((c) => c.orderid) })
   if (!product) return commands.map(() => new InvalidSku(sku))
   const results = commands.map(({ orderid, qty }) => {
     try {

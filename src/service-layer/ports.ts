@@ -5,6 +5,12 @@ import type { Product } from '../domain/model.ts'
 export type LoadOptions = Readonly<{
   /** The allocations of these orders (for the product's sku), where they exist. */
   orderids?: readonly string[]
+  /**
+   * Orders whose line of this sku is about to be allocated: loaded as `orderids`, except that the
+   * repository may assume them unallocated without reading them, if the save then fails with a
+   * `ConcurrencyConflict` where one was allocated after all.
+   */
+  newLines?: readonly string[]
   /** The most recent allocations of batch `ref` whose quantities together cover its excess over `qty`. */
   excessOf?: Readonly<{ ref: string; qty: number }>
 }>

@@ -51,7 +51,12 @@ class FakeProductStore implements ProductStore {
     this.#storage = storage
   }
 
-  async load(sku: string, { orderids = [], excessOf }: LoadOptions): Promise<Product | undefined> {
+  /** Reads the allocations of `newLines` too: the fake never assumes. */
+  async load(
+    sku: string,
+    { orderids: given = [], newLines = [], excessOf }: LoadOptions,
+  ): Promise<Product | undefined> {
+    const orderids = [...given, ...newLines]
     await Promise.resolve()
     const s = this.#storage
     const version = s.versions.get(sku)

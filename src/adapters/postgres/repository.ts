@@ -4,6 +4,7 @@ import type { DomainEvent } from '../../domain/events.ts'
 import { type Allocation, Batch, Product } from '../../domain/model.ts'
 import { ConcurrencyConflict, type LoadOptions, type StoredEvent } from '../../service-layer/ports.ts'
 import type { ProductStore } from '../../service-layer/tracking-repository.ts'
+import type { BatchRow, ProductCache } from './product-cache.ts'
 import type { Schema } from './schema.ts'
 
 /** The database or a transaction on it. */
@@ -12,26 +13,34 @@ export type Executor = Kysely<Schema>
 /** What a product looked like when loaded: the writes at commit are the difference. */
 type Snapshot = Readonly<{
   versionNumber: number
-  batches: ReadonlyMap<string, Readonly<{ id: number; purchased: number; allocated: number }>>
+  batches: ReadonlyMap<string, BatchRow>
   allocations: ReadonlySet<string>
+  /** Lines assumed unallocated without reading them; the save checks it. */
+  assumedNew: readonly string[]
 }>
 
 /**
  * Loads a product in one statement (one consistent snapshot) and saves its changes in one statement
- * guarded by the version it was loaded at: an allocation is two round trips and needs no transaction.
- * With `lock`, the product row is locked first, for a retry that must not lose the race again.
+ * guarded by the version it was loaded at: no transaction to hold open. Allocating new lines of a
+ * product this process wrote last takes the save alone: the product comes from the cache, and the
+ * save checks that its version still holds and that the lines were indeed unallocated.
+ * With `lock`, the product row is locked first and read afresh, for a retry that must not lose again.
  */
 export class PgProductStore implements ProductStore {
   readonly #executor: () => Promise<Executor>
   readonly #lock: boolean
+  readonly #cache: ProductCache
   readonly #snapshots = new WeakMap<Product, Snapshot>()
 
-  constructor(executor: () => Promise<Executor>, lock: boolean) {
+  constructor(executor: () => Promise<Executor>, lock: boolean, cache: ProductCache) {
     this.#executor = executor
     this.#lock = lock
+    this.#cache = cache
   }
 
-  async load(sku: string, { orderids = [], excessOf }: LoadOptions): Promise<Product | undefined> {
+  async load(sku: string, { orderids = [], newLines = [], excessOf }: LoadOptions): Promise<Product | undefined> {
+    const cached = !this.#lock && !excessOf && orderids.length === 0 ? this.#cache.get(sku) : undefined
+    if (cached && newLines.length > 0) return this.#product(sku, cached.versionNumber, cached.batches, [], newLines)
     const db = await this.#executor()
     if (this.#lock) {
       // A statement that waited for a lock still reads the other tables as they were when it began,
@@ -56,7 +65,7 @@ export class PgProductStore implements ProductStore {
             .innerJoin('batches as b', 'b.id', 'a.batch_id')
             .select(['a.id', 'a.orderid', 'a.qty', 'b.ref'])
             .whereRef('a.sku', '=', 'p.sku')
-            .where('a.orderid', '=', sql<string>`any(${orderids}::text[])`)
+            .where('a.orderid', '=', sql<string>`any(${[...orderids, ...newLines]}::text[])`)
             .orderBy('a.id'),
         ).as('allocations'),
       ])
@@ -67,10 +76,21 @@ export class PgProductStore implements ProductStore {
     const allocations: Allocation[] = [...row.allocations, ...covering]
       .sort((a, b) => a.id - b.id)
       .map((a) => ({ line: { orderid: a.orderid, sku, qty: a.qty }, batchref: a.ref }))
+    this.#cache.set(sku, { versionNumber: row.version_number, batches: row.batches })
+    return this.#product(sku, row.version_number, row.batches, allocations, [])
+  }
+
+  #product(
+    sku: string,
+    versionNumber: number,
+    batches: readonly BatchRow[],
+    allocations: Allocation[],
+    assumedNew: readonly string[],
+  ): Product {
     const product = new Product({
       sku,
-      versionNumber: row.version_number,
-      batches: row.batches.map(
+      versionNumber,
+      batches: batches.map(
         (b) =>
           new Batch({
             ref: b.ref,
@@ -84,9 +104,10 @@ export class PgProductStore implements ProductStore {
       allocations,
     })
     this.#snapshots.set(product, {
-      versionNumber: row.version_number,
-      batches: new Map(row.batches.map((b) => [b.ref, b])),
+      versionNumber,
+      batches: new Map(batches.map((b) => [b.ref, b])),
       allocations: new Set(allocations.map((a) => a.line.orderid)),
+      assumedNew,
     })
     return product
   }
@@ -114,7 +135,7 @@ export class PgProductStore implements ProductStore {
     if (unchanged && product.events.length === 0 && messageIds.length === 0) return []
     if (!before) {
       await db.insertInto('products').values({ sku, version_number: 0 }).execute()
-      before = { versionNumber: 0, batches: new Map(), allocations: new Set() }
+      before = { versionNumber: 0, batches: new Map(), allocations: new Set(), assumedNew: [] }
     }
     const batchIds = new Map([...before.batches].map(([ref, b]) => [ref, b.id]))
     for (const batch of product.batches.filter((b) => !before.batches.has(b.ref))) {
@@ -153,8 +174,28 @@ export class PgProductStore implements ProductStore {
       eventTypes: events.map((e) => e.type),
       eventPayloads: events.map((e) => JSON.stringify(e)),
       messageIds,
-    }).execute(db)
-    if (!rows[0]?.saved) throw new ConcurrencyConflict(`Product ${sku} changed since it was loaded`)
+      assumedNew: before.assumedNew,
+    })
+      .execute(db)
+      .catch((error: unknown) => {
+        this.#cache.forget(sku)
+        throw error
+      })
+    if (!rows[0]?.saved) {
+      this.#cache.forget(sku)
+      throw new ConcurrencyConflict(`Product ${sku} changed since it was loaded`)
+    }
+    // Should the transaction around this statement fail to commit, the next save from this entry fails its guard.
+    this.#cache.set(sku, {
+      versionNumber: product.versionNumber,
+      batches: product.batches.map((b) => ({
+        id: batchIds.get(b.ref) ?? b.seq,
+        ref: b.ref,
+        eta: b.eta,
+        purchased: b.purchasedQuantity,
+        allocated: b.allocatedQuantity,
+      })),
+    })
     return rows[0].event_ids.map(Number).map((id, i) => ({ id, event: events[i] as DomainEvent }))
   }
 }
@@ -177,10 +218,14 @@ function saveStatement(p: {
   eventTypes: string[]
   eventPayloads: string[]
   messageIds: readonly string[]
+  assumedNew: readonly string[]
 }) {
   return sql<{ saved: boolean; event_ids: Array<number | string> }>`
     with version as (
-      update products set version_number = ${p.to} where sku = ${p.sku} and version_number = ${p.from} returning sku
+      update products set version_number = ${p.to}
+      where sku = ${p.sku} and version_number = ${p.from}
+        and not exists (select from allocations where orderid = any(${p.assumedNew}::text[]) and sku = ${p.sku})
+      returning sku
     ),
     changed_batches as (
       update batches set purchased = u.purchased, allocated = u.allocated

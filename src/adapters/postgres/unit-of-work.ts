@@ -7,6 +7,7 @@ import {
 } from '../../service-layer/ports.ts'
 import { TrackingRepository } from '../../service-layer/tracking-repository.ts'
 import type { Database } from './database.ts'
+import { ProductCache } from './product-cache.ts'
 import { type Executor, PgProductStore } from './repository.ts'
 import type { Schema } from './schema.ts'
 
@@ -19,7 +20,8 @@ const RACE_CODES = new Set(['40001', '40P01', '23505'])
  * product instead, so a hot sku queues rather than failing again.
  */
 export function pgUnitOfWork(database: Database): StartUnitOfWork {
-  return async ({ contended = false } = {}) => new PgUnitOfWork(database, contended)
+  const cache = new ProductCache()
+  return async ({ contended = false } = {}) => new PgUnitOfWork(database, contended, cache)
 }
 
 class PgUnitOfWork implements UnitOfWork {
@@ -32,9 +34,9 @@ class PgUnitOfWork implements UnitOfWork {
   #trx: Promise<ControlledTransaction<Schema>> | null = null
   #committed: StoredEvent[] = []
 
-  constructor(database: Database, contended: boolean) {
+  constructor(database: Database, contended: boolean, cache: ProductCache) {
     this.#database = database
-    this.#store = new PgProductStore(() => (contended ? this.#transaction() : this.#connection()), contended)
+    this.#store = new PgProductStore(() => (contended ? this.#transaction() : this.#connection()), contended, cache)
     this.products = new TrackingRepository(this.#store)
   }
 
