@@ -5,6 +5,7 @@ import { type Allocation, Batch, Product } from '../../domain/model.ts'
 import { ConcurrencyConflict, type LoadOptions, type StoredEvent } from '../../service-layer/ports.ts'
 import type { ProductStore } from '../../service-layer/tracking-repository.ts'
 import type { BatchRow, ProductCache } from './product-cache.ts'
+import { saveStatement } from './save-statement.ts'
 import type { Schema } from './schema.ts'
 
 /** The database or a transaction on it. */
@@ -198,62 +199,6 @@ export class PgProductStore implements ProductStore {
     })
     return rows[0].event_ids.map(Number).map((id, i) => ({ id, event: events[i] as DomainEvent }))
   }
-}
-
-/**
- * One statement whatever the change, every part guarded by the version update: its shape never varies,
- * so it is prepared once per connection, and arrays keep each part on its index whatever their length.
- */
-function saveStatement(p: {
-  sku: string
-  from: number
-  to: number
-  batchIds: number[]
-  purchased: number[]
-  allocated: number[]
-  removed: string[]
-  addedOrderids: string[]
-  addedQtys: number[]
-  addedBatchIds: Array<number | undefined>
-  eventTypes: string[]
-  eventPayloads: string[]
-  messageIds: readonly string[]
-  assumedNew: readonly string[]
-}) {
-  return sql<{ saved: boolean; event_ids: Array<number | string> }>`
-    with version as (
-      update products set version_number = ${p.to}
-      where sku = ${p.sku} and version_number = ${p.from}
-        and not exists (select from allocations where orderid = any(${p.assumedNew}::text[]) and sku = ${p.sku})
-      returning sku
-    ),
-    changed_batches as (
-      update batches set purchased = u.purchased, allocated = u.allocated
-      from unnest(${p.batchIds}::bigint[], ${p.purchased}::int[], ${p.allocated}::int[]) as u(id, purchased, allocated)
-      where batches.id = u.id and batches.id = any(${p.batchIds}::bigint[]) and exists (select from version)
-    ),
-    removed as (
-      delete from allocations
-      where sku = ${p.sku} and orderid = any(${p.removed}::text[]) and exists (select from version)
-    ),
-    added as (
-      insert into allocations (orderid, sku, qty, batch_id)
-      select u.orderid, ${p.sku}, u.qty, u.batch_id
-      from unnest(${p.addedOrderids}::text[], ${p.addedQtys}::int[], ${p.addedBatchIds}::bigint[]) as u(orderid, qty, batch_id)
-      where exists (select from version)
-    ),
-    events as (
-      insert into outbox (sku, type, payload)
-      select ${p.sku}, u.type, u.payload
-      from unnest(${p.eventTypes}::text[], ${p.eventPayloads}::jsonb[]) with ordinality as u(type, payload, n)
-      where exists (select from version)
-      order by u.n
-      returning id
-    ),
-    messages as (
-      insert into handled_messages (id) select unnest(${p.messageIds}::text[]) where exists (select from version)
-    )
-    select exists (select from version) as saved, array(select id from events order by id) as event_ids`
 }
 
 /** The newest allocations of batch `ref` that together cover what it holds beyond `qty`, and no more. */
