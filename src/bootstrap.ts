@@ -56,7 +56,7 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
       : null
   const email =
     !overrides.notifications && config.smtpUrl
-      ? new EmailNotifications({ smtpUrl: config.smtpUrl, to: config.stockTeamEmail })
+      ? new EmailNotifications({ smtpUrl: config.smtpUrl, to: config.stockTeamEmail, from: config.mailFrom })
       : null
   const bus = createMessageBus({
     startUnitOfWork: overrides.startUnitOfWork ?? pgUnitOfWork(require()),

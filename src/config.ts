@@ -8,7 +8,9 @@ export type Config = Readonly<{
   poolSize: number
   redisUrl: string | null
   smtpUrl: string | null
+  /** Where out-of-stock notices go, and whom they come from. */
   stockTeamEmail: string
+  mailFrom: string
   logLevel: string
 }>
 
@@ -22,6 +24,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: env.REDIS_URL || null,
     smtpUrl: env.SMTP_URL || null,
     stockTeamEmail: env.STOCK_TEAM_EMAIL || 'stock-team@localhost',
+    mailFrom: env.SMTP_FROM || 'allocation@localhost',
     logLevel: env.LOG_LEVEL || 'info',
   }
 }

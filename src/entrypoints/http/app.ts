@@ -39,6 +39,15 @@ export function buildApp(service: Service, options: AppOptions = {}) {
       },
     },
     frameworkErrors: (error, request, reply) => send(reply, request, error, answerFor(error)),
+    // A request Node's HTTP parser rejects never reaches a route; answer it in the same error shape.
+    clientErrorHandler: (error, socket) => {
+      if ((error as NodeJS.ErrnoException).code === 'ECONNRESET' || !socket.writable) return
+      const body = JSON.stringify({ message: 'The request is not valid HTTP', code: 'bad_request' })
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      )
+    },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Only JSON bodies: anything else is a 415 rather than a string that fails validation.
