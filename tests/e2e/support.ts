@@ -7,6 +7,7 @@ const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url))
 
 export type RunningService = Readonly<{
   url: string
+  pid: number
   /** Everything the process wrote so far, for failure messages. */
   output(): string
   /** Sends SIGTERM and resolves with the exit code. */
@@ -53,6 +54,7 @@ export async function startService(env: Record<string, string>, timeoutMs = 45_0
   await answers(`${url}/health`)
   return {
     url,
+    pid: child.pid ?? 0,
     output: () => output,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
