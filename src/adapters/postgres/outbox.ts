@@ -1,20 +1,8 @@
-import { type Kysely, sql } from 'kysely'
+import { sql } from 'kysely'
 import type { DomainEvent } from '../../domain/events.ts'
 import { coalesce } from '../../service-layer/coalesce.ts'
 import type { Outbox, StoredEvent } from '../../service-layer/ports.ts'
 import type { Database } from './database.ts'
-import type { Schema } from './schema.ts'
-
-/** Writes events in the caller's transaction; their ids come back in the order given. */
-export async function appendEvents(db: Kysely<Schema>, events: readonly DomainEvent[]): Promise<StoredEvent[]> {
-  if (events.length === 0) return []
-  const rows = await db
-    .insertInto('outbox')
-    .values(events.map((event) => ({ sku: event.sku, type: event.type, payload: JSON.stringify(event) })))
-    .returning('id')
-    .execute()
-  return rows.map((row, i) => ({ id: row.id, event: events[i] as DomainEvent }))
-}
 
 export function toStoredEvent(row: { id: number; payload: unknown }): StoredEvent {
   return { id: row.id, event: row.payload as DomainEvent }
