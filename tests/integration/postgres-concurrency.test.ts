@@ -1,11 +1,10 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pgUnitOfWork } from '../../src/adapters/postgres/unit-of-work.ts'
-import { bootstrap, type Service } from '../../src/bootstrap.ts'
-import { loadConfig } from '../../src/config.ts'
+import type { Service } from '../../src/bootstrap.ts'
 import { ConcurrencyConflict } from '../../src/service-layer/ports.ts'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
-import { openTestDatabase, type TestDatabase } from './support.ts'
+import { openTestDatabase, serviceOn, type TestDatabase } from './support.ts'
 
 describe('concurrent writers on the PostgreSQL server', () => {
   let test: TestDatabase | null
@@ -13,7 +12,7 @@ describe('concurrent writers on the PostgreSQL server', () => {
 
   beforeAll(async () => {
     test = await openTestDatabase('postgres', 12)
-    if (test) service = bootstrap(loadConfig({ LOG_LEVEL: 'silent' }), { database: test.database })
+    if (test) service = serviceOn(test.database)
   })
   afterAll(async () => test?.drop())
 
@@ -25,7 +24,7 @@ describe('concurrent writers on the PostgreSQL server', () => {
       await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 20, eta })
     }
     // Each process has its own bus (its own grouping of allocations); they share only the database.
-    const processes = Array.from({ length: 10 }, () => bootstrap(loadConfig({ LOG_LEVEL: 'silent' }), { database }))
+    const processes = Array.from({ length: 10 }, () => serviceOn(database))
     const connections = new Set<number>()
     let sampling: Promise<unknown> = Promise.resolve()
     const sample = async () => {

@@ -1,9 +1,8 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bootstrap, type Service } from '../../src/bootstrap.ts'
-import { loadConfig } from '../../src/config.ts'
+import type { Service } from '../../src/bootstrap.ts'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
-import { type Mode, modes, openTestDatabase, type TestDatabase } from './support.ts'
+import { type Mode, modes, openTestDatabase, serviceOn, type TestDatabase } from './support.ts'
 
 describe.each(modes)('cost of an allocation against history (%s)', (mode: Mode) => {
   let test: TestDatabase | null
@@ -11,7 +10,7 @@ describe.each(modes)('cost of an allocation against history (%s)', (mode: Mode) 
 
   beforeAll(async () => {
     test = await openTestDatabase(mode)
-    if (test) service = bootstrap(loadConfig({ LOG_LEVEL: 'silent' }), { database: test.database })
+    if (test) service = serviceOn(test.database)
   })
   afterAll(async () => test?.drop())
 

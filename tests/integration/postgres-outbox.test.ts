@@ -2,20 +2,18 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { PgOutbox } from '../../src/adapters/postgres/outbox.ts'
 import { pgUnitOfWork } from '../../src/adapters/postgres/unit-of-work.ts'
-import { bootstrap, type Service } from '../../src/bootstrap.ts'
-import { loadConfig } from '../../src/config.ts'
+import type { Service } from '../../src/bootstrap.ts'
 import { createOutboxRelay } from '../../src/service-layer/outbox-relay.ts'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
-import { type Mode, modes, openTestDatabase, type TestDatabase } from './support.ts'
+import { type Mode, modes, openTestDatabase, serviceOn, type TestDatabase } from './support.ts'
 
 describe.each(modes)('PostgreSQL outbox (%s)', (mode: Mode) => {
   let test: TestDatabase | null
   let service: Service
-  const config = loadConfig({ LOG_LEVEL: 'silent' })
 
   beforeAll(async () => {
     test = await openTestDatabase(mode)
-    if (test) service = bootstrap(config, { database: test.database })
+    if (test) service = serviceOn(test.database)
   })
   afterAll(async () => test?.drop())
 
@@ -38,7 +36,7 @@ describe.each(modes)('PostgreSQL outbox (%s)', (mode: Mode) => {
     await uow.close()
     expect(await service.views.allocations(orderid)).toEqual([])
 
-    const restarted = bootstrap(config, { database: test.database })
+    const restarted = serviceOn(test.database)
     const relay = createOutboxRelay({
       bus: restarted.bus,
       outbox: new PgOutbox(test.database),
@@ -131,7 +129,7 @@ describe('PostgreSQL outbox readers and open transactions', () => {
 
   it('hides an event while an older transaction that may still add one below it is open', async (ctx) => {
     if (!test) return ctx.skip()
-    const service = bootstrap(loadConfig({ LOG_LEVEL: 'silent' }), { database: test.database })
+    const service = serviceOn(test.database)
     const [slowSku, fastSku] = [randomSku('slow'), randomSku('fast')]
     await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku: slowSku, qty: 10, eta: null })
     const before = await vi.waitFor(async () => {

@@ -1,19 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bootstrap, type Service } from '../../src/bootstrap.ts'
-import { loadConfig } from '../../src/config.ts'
+import type { Service } from '../../src/bootstrap.ts'
 import { LineConflict } from '../../src/domain/errors.ts'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
-import { type Mode, modes, openTestDatabase, type TestDatabase } from './support.ts'
+import { type Mode, modes, openTestDatabase, serviceOn, type TestDatabase } from './support.ts'
 
 /** The product a process wrote last is reused for new lines; these are the cases where it must not be. */
 describe.each(modes)('allocating from the product this process wrote last (%s)', (mode: Mode) => {
   let test: TestDatabase | null
   let service: Service
-  const config = loadConfig({ LOG_LEVEL: 'silent' })
 
   beforeAll(async () => {
     test = await openTestDatabase(mode)
-    if (test) service = bootstrap(config, { database: test.database })
+    if (test) service = serviceOn(test.database)
   })
   afterAll(async () => test?.drop())
 
@@ -30,7 +28,7 @@ describe.each(modes)('allocating from the product this process wrote last (%s)',
 
   it('notices what another process wrote in between, and never oversells', async (ctx) => {
     if (!test) return ctx.skip()
-    const other = bootstrap(config, { database: test.database })
+    const other = serviceOn(test.database)
     const [sku, ref] = [randomSku(), randomBatchref()]
     await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 5, eta: null })
     const results = []

@@ -1,5 +1,7 @@
 import { type Database, openDatabase } from '../../src/adapters/postgres/database.ts'
 import { migrateToLatest } from '../../src/adapters/postgres/migrator.ts'
+import { bootstrap, type Overrides, type Service } from '../../src/bootstrap.ts'
+import { loadConfig } from '../../src/config.ts'
 import { createDatabase, createDataDir, postgresAvailable } from '../support/servers.ts'
 
 export type Mode = 'pglite' | 'postgres'
@@ -33,4 +35,9 @@ export async function openTestDatabase(mode: Mode, poolSize = 10): Promise<TestD
       await place.drop()
     },
   }
+}
+
+/** The real service (real bus, handlers and adapters) over a test database, quiet. */
+export function serviceOn(database: Database, overrides: Overrides = {}): Service {
+  return bootstrap(loadConfig({ LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' }), { database, ...overrides })
 }
