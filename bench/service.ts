@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
+import { listeningAddress } from '../tests/support/service-process.ts'
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 
@@ -48,22 +49,7 @@ export async function startService(env: Record<string, string>, timeoutMs = 60_0
   child.stderr.setEncoding('utf8').on('data', read)
   const exited = once(child, 'exit').then(([code]) => code as number | null)
 
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => fail(`did not start within ${timeoutMs} ms`), timeoutMs)
-    const fail = (why: string) => {
-      clearTimeout(timer)
-      child.kill('SIGKILL')
-      reject(new Error(`The service ${why}. Its output:\n${head}`))
-    }
-    child.stdout.on('data', () => {
-      const address = /listening at (http:\/\/[^\s)]+)/.exec(head)?.[1]
-      if (address) {
-        clearTimeout(timer)
-        resolve(address)
-      }
-    })
-    void exited.then((code) => fail(`exited with ${code} before listening`))
-  })
+  const url = await listeningAddress(child, exited, () => head, timeoutMs)
   return {
     url,
     pid: child.pid ?? null,

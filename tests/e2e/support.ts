@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createDatabase, createDataDir, postgresAvailable } from '../support/servers.ts'
+import { listeningAddress } from '../support/service-process.ts'
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url))
 
@@ -35,22 +36,7 @@ export async function startService(env: Record<string, string>, timeoutMs = 45_0
   })
   const exited = once(child, 'exit').then(([code]) => code as number | null)
 
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => fail(`did not start within ${timeoutMs} ms`), timeoutMs)
-    const fail = (why: string) => {
-      clearTimeout(timer)
-      child.kill('SIGKILL')
-      reject(new Error(`The service ${why}. Its output:\n${output}`))
-    }
-    child.stdout.on('data', () => {
-      const address = /listening at (http:\/\/[^\s)]+)/.exec(output)?.[1]
-      if (address) {
-        clearTimeout(timer)
-        resolve(address)
-      }
-    })
-    void exited.then((code) => fail(`exited with ${code} before listening`))
-  })
+  const url = await listeningAddress(child, exited, () => output, timeoutMs)
   await answers(`${url}/health`)
   return {
     url,
