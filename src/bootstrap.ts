@@ -9,6 +9,7 @@ import { PgViews } from './adapters/postgres/views.ts'
 import { createRedisClient } from './adapters/redis-connection.ts'
 import { RedisEventPublisher } from './adapters/redis-publisher.ts'
 import type { Config } from './config.ts'
+import { type Availability, availableToPromise } from './service-layer/availability.ts'
 import { type BusDependencies, createMessageBus, type MessageBus } from './service-layer/message-bus.ts'
 import { createOutboxRelay, type OutboxRelay } from './service-layer/outbox-relay.ts'
 import type { Logger, ReadViews } from './service-layer/ports.ts'
@@ -18,6 +19,8 @@ export type Overrides = Partial<Omit<BusDependencies, 'maxAttempts'>> & { views?
 export type Service = Readonly<{
   bus: MessageBus
   views: ReadViews
+  /** What an allocation of `qty` of `sku` would get now, from the domain's own rule; `undefined`: no such sku. */
+  availability(sku: string, qty: number): Promise<Availability | undefined>
   logger: Logger
   /** Finishes deliveries that did not finish in line; `start()` it in the process that should sweep. */
   relay: OutboxRelay
@@ -58,8 +61,9 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
     !overrides.notifications && config.smtpUrl
       ? new EmailNotifications({ smtpUrl: config.smtpUrl, to: config.stockTeamEmail, from: config.mailFrom })
       : null
+  const startUnitOfWork = overrides.startUnitOfWork ?? pgUnitOfWork(require())
   const bus = createMessageBus({
-    startUnitOfWork: overrides.startUnitOfWork ?? pgUnitOfWork(require()),
+    startUnitOfWork,
     outbox,
     notifications: overrides.notifications ?? email ?? new LoggedNotifications(logger),
     // Without Redis the events stay readable from the outbox (GET /events): nothing to publish to.
@@ -70,6 +74,7 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
   return {
     bus,
     views: overrides.views ?? new PgViews(require()),
+    availability: (sku, qty) => availableToPromise(startUnitOfWork, sku, qty),
     logger,
     relay,
     database,

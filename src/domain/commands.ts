@@ -15,4 +15,16 @@ export type Deallocate = Readonly<{ type: 'Deallocate'; orderid: string; sku: st
 
 export type ChangeBatchQuantity = Readonly<{ type: 'ChangeBatchQuantity'; ref: string; qty: number }>
 
-export type Command = CreateBatch | Allocate | Deallocate | ChangeBatchQuantity
+/** A shipment slipped (a later date) or arrived (`null`). */
+export type ChangeBatchEta = Readonly<{ type: 'ChangeBatchEta'; ref: string; eta: string | null }>
+
+/** Its qty, its eta or both, changed in one transaction; `null` leaves that part as it is. */
+export type ChangeBatch = Readonly<{
+  type: 'ChangeBatch'
+  ref: string
+  qty: number | null
+  /** Wrapped, since a `null` eta is a change too: the batch has arrived. */
+  eta: Readonly<{ to: string | null }> | null
+}>
+
+export type Command = CreateBatch | Allocate | Deallocate | ChangeBatchQuantity | ChangeBatchEta | ChangeBatch

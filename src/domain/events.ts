@@ -10,6 +10,9 @@ export type BatchCreated = Readonly<{
 
 export type BatchQuantityChanged = Readonly<{ type: 'BatchQuantityChanged'; ref: string; sku: string; qty: number }>
 
+/** A shipment's new arrival date, or `null` when it reached the warehouse. */
+export type BatchEtaChanged = Readonly<{ type: 'BatchEtaChanged'; ref: string; sku: string; eta: string | null }>
+
 export type Allocated = Readonly<{ type: 'Allocated'; orderid: string; sku: string; qty: number; batchref: string }>
 
 /**
@@ -29,4 +32,4 @@ export type Deallocated = Readonly<{
 
 export type OutOfStock = Readonly<{ type: 'OutOfStock'; orderid: string; sku: string; qty: number }>
 
-export type DomainEvent = BatchCreated | BatchQuantityChanged | Allocated | Deallocated | OutOfStock
+export type DomainEvent = BatchCreated | BatchQuantityChanged | Allocated | Deallocated | OutOfStock | BatchEtaChanged

@@ -8,8 +8,8 @@ export type Allocation = Readonly<{ line: OrderLine; batchref: string }>
 export class Batch {
   readonly ref: string
   readonly sku: string
-  /** `null` for warehouse stock, otherwise `YYYY-MM-DD` (which sorts as text). */
-  readonly eta: string | null
+  /** `null` for warehouse stock, otherwise `YYYY-MM-DD` (which sorts as text). Shipments slip and arrive. */
+  eta: string | null
   /** Creation order within the product: the last tie-break of the allocation preference. */
   readonly seq: number
   purchasedQuantity: number
@@ -77,6 +77,19 @@ export class Product {
     return this.batches.find((b) => b.ref === ref)
   }
 
+  /** Every batch, in the order allocations prefer them. */
+  batchesByPreference(): Batch[] {
+    return [...this.batches].sort(allocationPreference)
+  }
+
+  /**
+   * The batch an allocation of `qty` takes now, or `undefined` when none can: the one rule that both
+   * allocating and promising follow. Changes nothing.
+   */
+  preferredBatch(qty: number): Batch | undefined {
+    return this.batchesByPreference().find((b) => b.availableQuantity >= qty)
+  }
+
   /** Adds a batch; the same batch again changes nothing. Returns whether it was new. */
   addBatch(ref: string, qty: number, eta: string | null): boolean {
     const existing = this.batch(ref)
@@ -98,7 +111,7 @@ export class Product {
       if (previous.line.qty !== line.qty) throw new LineConflict(line.orderid, line.sku, previous.line.qty)
       return previous.batchref
     }
-    const batch = this.batches.filter((b) => b.canAllocate(line)).sort(allocationPreference)[0]
+    const batch = this.preferredBatch(line.qty)
     if (!batch) {
       this.events.push({ type: 'OutOfStock', orderid: line.orderid, sku: line.sku, qty: line.qty })
       return null
@@ -143,5 +156,18 @@ export class Product {
       throw new Error(`Batch ${ref} is over-allocated but its latest allocations were not loaded`)
     }
     return moved
+  }
+
+  /**
+   * A shipment slipped (a later date) or arrived (`null`): future allocations prefer the batch by its new
+   * eta; the lines already on it stay. The same eta again changes nothing.
+   */
+  changeBatchEta(ref: string, eta: string | null): void {
+    const batch = this.batch(ref)
+    if (!batch) throw new UnknownBatch(ref)
+    if (batch.eta === eta) return
+    batch.eta = eta
+    this.versionNumber += 1
+    this.events.push({ type: 'BatchEtaChanged', ref, sku: this.sku, eta })
   }
 }

@@ -7,7 +7,7 @@ import { bootstrap, type Service } from '../bootstrap.ts'
 import { loadConfig } from '../config.ts'
 import type { CreateBatch } from '../domain/commands.ts'
 import { InvalidInput, parseInput } from './cli-input.ts'
-import { NewBatch, NewLine } from './http/schemas.ts'
+import { BatchEta, NewBatch, NewLine, RefParams } from './http/schemas.ts'
 import { startServer } from './http/server.ts'
 import { progressBar } from './progress-bar.ts'
 import { startRedisConsumer } from './redis-consumer.ts'
@@ -76,6 +76,18 @@ export function createCli(): Program {
           console.log(`Out of stock: no batch of ${sku} can take ${qty}`)
           process.exitCode = 3
         } else console.log(`Allocated ${qty} of ${sku} for order ${orderid} from batch ${batchref}`)
+      }),
+    )
+
+  program
+    .command('set-eta <ref> <date>')
+    .description("change a batch's eta: a date YYYY-MM-DD when the shipment slipped, or `arrived`")
+    .action((ref: string, date: string) =>
+      withService(async (service) => {
+        parseInput(RefParams, { ref }, 'batch reference')
+        const { eta } = parseInput<{ eta: string | null }>(BatchEta, { eta: date === 'arrived' ? null : date }, 'eta')
+        await service.bus.handle({ type: 'ChangeBatchEta', ref, eta })
+        console.log(eta === null ? `Batch ${ref} has arrived` : `Batch ${ref} now arrives ${eta}`)
       }),
     )
 

@@ -1,7 +1,7 @@
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import type { ChangeBatchQuantity, Command } from '../domain/commands.ts'
-import { BatchQuantity, LineParams, NewBatch, NewLine, RefParams } from './http/schemas.ts'
+import { BatchEta, BatchQuantity, LineParams, NewBatch, NewLine, RefParams } from './http/schemas.ts'
 
 /** A message from outside that is not one of ours: wrong JSON, unknown type, a missing or invalid field. */
 export class MalformedMessage extends Error {
@@ -15,6 +15,9 @@ const payloads = {
   Deallocate: Compile(LineParams),
   ChangeBatchQuantity: Compile(
     Type.Object({ ...RefParams.properties, ...BatchQuantity.properties }, { additionalProperties: false }),
+  ),
+  ChangeBatchEta: Compile(
+    Type.Object({ ...RefParams.properties, ...BatchEta.properties }, { additionalProperties: false }),
   ),
 } as const
 
@@ -34,7 +37,7 @@ export function parseCommand(type: string | undefined, payload: string | undefin
   if (type === undefined) throw new MalformedMessage('The entry has no "type" field')
   if (!Object.hasOwn(payloads, type)) throw new MalformedMessage(`Unknown command type "${type}"`)
   if (payload === undefined) throw new MalformedMessage(`The ${type} entry has no "payload" field`)
-  const fields = validated(payloads[type as Command['type']], parseJson(payload), `${type} payload`)
+  const fields = validated(payloads[type as keyof typeof payloads], parseJson(payload), `${type} payload`)
   return { ...(fields as object), type } as Command
 }
 

@@ -1,4 +1,12 @@
-import type { Allocate, ChangeBatchQuantity, Command, CreateBatch, Deallocate } from '../domain/commands.ts'
+import type {
+  Allocate,
+  ChangeBatch,
+  ChangeBatchEta,
+  ChangeBatchQuantity,
+  Command,
+  CreateBatch,
+  Deallocate,
+} from '../domain/commands.ts'
 import { BatchConflict, InvalidSku, LineConflict, UnknownBatch } from '../domain/errors.ts'
 import type { Deallocated, DomainEvent, OutOfStock } from '../domain/events.ts'
 import { type OrderLine, Product } from '../domain/model.ts'
@@ -18,6 +26,8 @@ export type CommandResults = {
   Allocate: Readonly<{ batchref: string | null }>
   Deallocate: Readonly<{ batchref: string }>
   ChangeBatchQuantity: Readonly<{ deallocated: OrderLine[] }>
+  ChangeBatchEta: Readonly<{ deallocated: OrderLine[] }>
+  ChangeBatch: Readonly<{ deallocated: OrderLine[] }>
 }
 
 export type CommandHandler<C extends Command> = (command: C, deps: HandlerDeps) => Promise<CommandResults[C['type']]>
@@ -83,15 +93,29 @@ export async function deallocate(command: Deallocate, { uow }: HandlerDeps): Pro
   return { batchref }
 }
 
-export async function changeBatchQuantity(
-  command: ChangeBatchQuantity,
-  { uow }: HandlerDeps,
+export function changeBatchQuantity(
+  { ref, qty }: ChangeBatchQuantity,
+  deps: HandlerDeps,
 ): Promise<CommandResults['ChangeBatchQuantity']> {
-  const { ref, qty } = command
+  return changeBatch({ type: 'ChangeBatch', ref, qty, eta: null }, deps)
+}
+
+export function changeBatchEta(
+  { ref, eta }: ChangeBatchEta,
+  deps: HandlerDeps,
+): Promise<CommandResults['ChangeBatchEta']> {
+  return changeBatch({ type: 'ChangeBatch', ref, qty: null, eta: { to: eta } }, deps)
+}
+
+/** The eta first, so that lines leaving a shrunk batch are placed by the batches' new etas. */
+export async function changeBatch(command: ChangeBatch, { uow }: HandlerDeps): Promise<CommandResults['ChangeBatch']> {
+  const { ref, qty, eta } = command
   const sku = await uow.products.skuOfBatch(ref)
-  const product = sku === undefined ? undefined : await uow.products.get(sku, { excessOf: { ref, qty } })
+  const load = qty === null ? {} : { excessOf: { ref, qty } }
+  const product = sku === undefined ? undefined : await uow.products.get(sku, load)
   if (!product) throw new UnknownBatch(ref)
-  const moved = product.changeBatchQuantity(ref, qty)
+  if (eta) product.changeBatchEta(ref, eta.to)
+  const moved = qty === null ? [] : product.changeBatchQuantity(ref, qty)
   await uow.commit()
   return { deallocated: moved.map((a) => a.line) }
 }
@@ -124,6 +148,8 @@ export const commandHandlers: CommandHandlers = {
   Allocate: allocate,
   Deallocate: deallocate,
   ChangeBatchQuantity: changeBatchQuantity,
+  ChangeBatchEta: changeBatchEta,
+  ChangeBatch: changeBatch,
 }
 
 export const eventHandlers: EventHandlers = {
@@ -132,4 +158,5 @@ export const eventHandlers: EventHandlers = {
   Allocated: [publishEvent],
   Deallocated: [reallocate, publishEvent],
   OutOfStock: [sendOutOfStockNotification, publishEvent],
+  BatchEtaChanged: [publishEvent],
 }

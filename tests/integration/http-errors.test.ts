@@ -27,6 +27,7 @@ describe('the HTTP error handler', () => {
       product: async () => undefined,
       events: async () => [],
     },
+    availability: async () => undefined,
     logger,
     relay: { sweep: async () => 0, start: () => {}, stop: async () => {} },
     database: null,

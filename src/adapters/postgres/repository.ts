@@ -156,8 +156,9 @@ export class PgProductStore implements ProductStore {
     const events: DomainEvent[] = product.events.splice(0)
     const changedBatches = product.batches.flatMap((b) => {
       const old = before.batches.get(b.ref)
-      return old && (old.purchased !== b.purchasedQuantity || old.allocated !== b.allocatedQuantity)
-        ? [{ id: old.id, purchased: b.purchasedQuantity, allocated: b.allocatedQuantity }]
+      return old &&
+        (old.purchased !== b.purchasedQuantity || old.allocated !== b.allocatedQuantity || old.eta !== b.eta)
+        ? [{ id: old.id, purchased: b.purchasedQuantity, allocated: b.allocatedQuantity, eta: b.eta }]
         : []
     })
     const added = [...product.allocations.values()].filter((a) => !before.allocations.has(a.line.orderid))
@@ -168,6 +169,7 @@ export class PgProductStore implements ProductStore {
       batchIds: changedBatches.map((b) => b.id),
       purchased: changedBatches.map((b) => b.purchased),
       allocated: changedBatches.map((b) => b.allocated),
+      etas: changedBatches.map((b) => b.eta),
       removed: [...before.allocations].filter((orderid) => !product.allocations.has(orderid)),
       addedOrderids: added.map((a) => a.line.orderid),
       addedQtys: added.map((a) => a.line.qty),

@@ -11,6 +11,7 @@ export function saveStatement(p: {
   batchIds: number[]
   purchased: number[]
   allocated: number[]
+  etas: Array<string | null>
   removed: string[]
   addedOrderids: string[]
   addedQtys: number[]
@@ -28,8 +29,9 @@ export function saveStatement(p: {
       returning sku
     ),
     changed_batches as (
-      update batches set purchased = u.purchased, allocated = u.allocated
-      from unnest(${p.batchIds}::bigint[], ${p.purchased}::int[], ${p.allocated}::int[]) as u(id, purchased, allocated)
+      update batches set purchased = u.purchased, allocated = u.allocated, eta = u.eta
+      from unnest(${p.batchIds}::bigint[], ${p.purchased}::int[], ${p.allocated}::int[], ${p.etas}::date[])
+        as u(id, purchased, allocated, eta)
       where batches.id = u.id and batches.id = any(${p.batchIds}::bigint[]) and exists (select from version)
     ),
     removed as (

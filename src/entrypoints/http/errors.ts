@@ -134,6 +134,8 @@ function problemOf({ keyword, params, message }: FastifySchemaValidationError): 
       return params.limit === 1 ? 'must not be empty' : `must be at least ${params.limit} characters long`
     case 'maxLength':
       return `must be at most ${params.limit} characters long`
+    case 'minProperties':
+      return params.limit === 1 ? 'must have at least one field' : `must have at least ${params.limit} fields`
     case 'const':
       return `must be ${JSON.stringify(params.allowedValue)}`
     case 'enum':

@@ -4,9 +4,11 @@ import { InvalidSku, NotAllocated, UnknownBatch } from '../../domain/errors.ts'
 import { LineOutOfStock, UnknownProduct } from './errors.ts'
 import {
   AllocatedLine,
+  Availability,
+  AvailabilityQuery,
   Batch,
+  BatchChange,
   BatchChanged,
-  BatchQuantity,
   Deallocated,
   Events,
   EventsQuery,
@@ -21,7 +23,7 @@ import {
 } from './schemas.ts'
 
 /** The product's own API: resources with richer answers than the book's routes. */
-export function resourceRoutes({ bus, views }: Service): FastifyPluginAsyncTypebox {
+export function resourceRoutes({ bus, views, availability }: Service): FastifyPluginAsyncTypebox {
   const batchView = async (ref: string) => {
     const batch = await views.batch(ref)
     if (!batch) throw new UnknownBatch(ref)
@@ -69,15 +71,23 @@ export function resourceRoutes({ bus, views }: Service): FastifyPluginAsyncTypeb
       {
         schema: {
           tags: ['batches'],
-          summary: "Change a batch's purchased quantity; lines that no longer fit move to other batches",
+          summary:
+            "Change a batch's purchased quantity (lines that no longer fit move to other batches), its eta " +
+            '(a later date, or null when it arrived: lines on it stay), or both in one transaction',
           params: RefParams,
-          body: BatchQuantity,
+          body: BatchChange,
           response: { 200: BatchChanged, ...errorResponses(400, 404, 413, 415) },
         },
       },
       async (request) => {
         const { ref } = request.params
-        const { deallocated } = await bus.handle({ type: 'ChangeBatchQuantity', ref, qty: request.body.qty })
+        const { qty = null, eta } = request.body
+        const { deallocated } = await bus.handle({
+          type: 'ChangeBatch',
+          ref,
+          qty,
+          eta: eta === undefined ? null : { to: eta },
+        })
         // The bus has reallocated every moved line before answering, so the views show where each went.
         const moved = await Promise.all(
           deallocated.map(async ({ orderid, sku, qty }) => {
@@ -152,6 +162,28 @@ export function resourceRoutes({ bus, views }: Service): FastifyPluginAsyncTypeb
     )
 
     app.get(
+      '/products/:sku/availability',
+      {
+        schema: {
+          tags: ['products'],
+          summary:
+            'Available to promise: the batch an allocation of qty would take now (promise.eta null: ships now; ' +
+            'a date: arrives by then), and every batch in preference order with whether it fits',
+          params: SkuParams,
+          querystring: AvailabilityQuery,
+          response: { 200: Availability, ...errorResponses(400, 404) },
+        },
+        preValidation: async (request) => integerQuery(request.query, ['qty']),
+      },
+      async (request) => {
+        const { sku } = request.params
+        const answer = await availability(sku, request.query.qty)
+        if (!answer) throw new UnknownProduct(sku)
+        return answer
+      },
+    )
+
+    app.get(
       '/events',
       {
         schema: {
@@ -160,15 +192,7 @@ export function resourceRoutes({ bus, views }: Service): FastifyPluginAsyncTypeb
           querystring: EventsQuery,
           response: { 200: Events, ...errorResponses(400) },
         },
-        // Query values are always strings and coercion is off: read whole numbers as numbers here, so
-        // the schema (and the document) can say integer and reject "1.5" or "x".
-        preValidation: async (request) => {
-          const query = request.query as Record<string, unknown>
-          for (const name of ['after', 'limit']) {
-            const value = query[name]
-            if (typeof value === 'string' && /^\d{1,16}$/.test(value)) query[name] = Number(value)
-          }
-        },
+        preValidation: async (request) => integerQuery(request.query, ['after', 'limit']),
       },
       async (request) => {
         const { after = 0, limit = 100 } = request.query
@@ -185,5 +209,17 @@ export function resourceRoutes({ bus, views }: Service): FastifyPluginAsyncTypeb
       },
       async () => ({ status: 'ok' as const }),
     )
+  }
+}
+
+/**
+ * Query values are always strings and coercion is off: read whole numbers as numbers here, so the schema
+ * (and the document) can say integer and reject "1.5" or "x" with a sentence naming the parameter.
+ */
+function integerQuery(query: unknown, names: readonly string[]): void {
+  const values = query as Record<string, unknown>
+  for (const name of names) {
+    const value = values[name]
+    if (typeof value === 'string' && /^-?\d{1,16}$/.test(value)) values[name] = Number(value)
   }
 }

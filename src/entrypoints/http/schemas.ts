@@ -60,6 +60,15 @@ export function errorResponses<const S extends number>(...statuses: S[]): Record
 export const NewBatch = closed({ ref: Ref, sku: Sku, qty: Qty, eta: Eta })
 export const NewLine = closed({ orderid: Orderid, sku: Sku, qty: Qty })
 export const BatchQuantity = closed({ qty: Qty })
+export const BatchEta = closed({ eta: Eta })
+export const BatchChange = Type.Object(
+  { qty: Type.Optional(Qty), eta: Type.Optional(Eta) },
+  {
+    additionalProperties: false,
+    minProperties: 1,
+    description: '`qty`, `eta` or both, changed in one transaction',
+  },
+)
 
 export const RefParams = closed({ ref: Ref })
 export const OrderParams = closed({ orderid: Orderid })
@@ -71,6 +80,27 @@ export const EventsQuery = closed({
     Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Events after this id' }),
   ),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'At most this many' })),
+})
+
+export const AvailabilityQuery = closed({ qty: Qty })
+
+export const Availability = Type.Object({
+  sku: Sku,
+  qty: Qty,
+  promise: Type.Union([Type.Object({ batchref: Batchref, eta: Eta }), Type.Null()], {
+    description:
+      'The batch an allocation of `qty` would take now (`eta` null: ships now; a date: arrives by then); ' +
+      '`null` when no batch can take it',
+  }),
+  batches: Type.Array(
+    Type.Object({
+      ref: Ref,
+      eta: Eta,
+      available: Type.Integer(),
+      fits: Type.Boolean({ description: 'Its available qty covers `qty`' }),
+    }),
+    { description: 'Every batch of the sku, in allocation preference order' },
+  ),
 })
 
 export const Batch = Type.Object({
@@ -116,6 +146,7 @@ export const Events = Type.Object({
     Type.Union([
       event('BatchCreated', { ref: Ref, sku: Sku, qty: Qty, eta: Eta }),
       event('BatchQuantityChanged', { ref: Ref, sku: Sku, qty: Qty }),
+      event('BatchEtaChanged', { ref: Ref, sku: Sku, eta: Eta }),
       event('Allocated', { orderid: Orderid, sku: Sku, qty: Qty, batchref: Batchref }),
       event('Deallocated', {
         orderid: Orderid,
