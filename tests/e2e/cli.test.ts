@@ -46,6 +46,23 @@ describe('the allocation command line (embedded database)', () => {
     expect(stock.stdout.indexOf('b-warehouse')).toBeLessThan(stock.stdout.indexOf('b-ship'))
   })
 
+  // b-ship, the shipment of LAMP added above.
+  it('changes a batch eta with set-eta: a date when a shipment slips, arrived when it is in', async () => {
+    expect(await cli('set-eta', 'b-ship', '2027-02-10')).toMatchObject({
+      code: 0,
+      stdout: 'Batch b-ship now arrives 2027-02-10\n',
+    })
+    expect(await cli('set-eta', 'b-ship', 'arrived')).toMatchObject({ code: 0, stdout: 'Batch b-ship has arrived\n' })
+    const bad = await cli('set-eta', 'b-ship', '2027-02-30')
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/Invalid eta: .*eta/)
+    const unknown = await cli('set-eta', 'b-nowhere', 'arrived')
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr).toContain('There is no batch b-nowhere')
+    const stock = await cli('stock', 'LAMP')
+    expect(stock.stdout).toMatch(/b-ship\W+warehouse/)
+  }, 120_000)
+
   it('refuses bad input with a sentence and exit code 2', async () => {
     const bad = await cli('add-batch', 'b-x', 'LAMP', '1.5', '--eta', '2026-02-30')
     expect(bad.code).toBe(2)

@@ -128,6 +128,41 @@ describe('events and commands over Redis', () => {
     const ours = letters.map(([, fields]) => fieldsOf(fields)).find((f) => f.id === bad)
     expect(ours?.reason).toMatch(/JSON/i)
   })
+
+  it('applies ChangeBatchEta from allocation:commands and publishes BatchEtaChanged to allocation:events', async (ctx) => {
+    if (!service) return ctx.skip()
+    const [sku, ref] = [randomSku(), randomBatchref()]
+    await addBatch(ref, sku, 10, '2027-01-05')
+    const bad = await redis.xadd(
+      'allocation:commands',
+      '*',
+      'type',
+      'ChangeBatchEta',
+      'payload',
+      JSON.stringify({ ref, eta: '2027-02-30' }),
+    )
+    await redis.xadd(
+      'allocation:commands',
+      '*',
+      'type',
+      'ChangeBatchEta',
+      'payload',
+      JSON.stringify({ ref, eta: null }),
+    )
+
+    await vi.waitFor(async () => {
+      const entries = (await redis.xrevrange('allocation:events', '+', '-', 'COUNT', 200)) as StreamEntry[]
+      const changed = entries
+        .map(([, fields]) => fieldsOf(fields))
+        .filter((f) => f.type === 'BatchEtaChanged' && JSON.parse(f.payload ?? '{}').sku === sku)
+      expect(changed.map((f) => JSON.parse(f.payload ?? '{}'))).toEqual([
+        { type: 'BatchEtaChanged', ref, sku, eta: null },
+      ])
+    })
+    expect((await api.get(`/batches/${ref}`)).body.eta).toBeNull()
+    const letters = (await redis.xrevrange('allocation:dead-letter', '+', '-', 'COUNT', 100)) as StreamEntry[]
+    expect(letters.map(([, fields]) => fieldsOf(fields)).find((f) => f.id === bad)?.reason).toMatch(/eta/)
+  })
 })
 
 function fieldsOf(fields: string[]): Record<string, string> {
