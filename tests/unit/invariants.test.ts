@@ -33,6 +33,11 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     ref: fc.constantFrom(...refs),
     qty: fc.integer({ min: 1, max: 30 }),
   }),
+  fc.record({
+    type: fc.constant('ChangeBatchEta' as const),
+    ref: fc.constantFrom(...refs),
+    eta: fc.constantFrom(...etas),
+  }),
 )
 
 describe('invariants under any sequence of commands', () => {
