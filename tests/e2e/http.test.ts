@@ -281,6 +281,7 @@ describe.each(await storageModes())('the HTTP API on $name', (mode) => {
           '/events',
           '/health',
           '/products/{sku}',
+          '/products/{sku}/availability',
         ].sort(),
       )
       expect(Object.keys(document.body.paths['/batches/{ref}']).sort()).toEqual(['get', 'patch'])
