@@ -48,3 +48,11 @@ export class NotAllocated extends Error {
     this.sku = sku
   }
 }
+
+/** A hold is for a checkout that will take the goods now; it cannot wait for stock. */
+export class HoldWithBackorder extends Error {
+  override readonly name = 'HoldWithBackorder'
+  constructor(orderid: string, sku: string) {
+    super(`The line of ${sku} for order ${orderid} asks for a hold and a backorder; a hold cannot wait for stock`)
+  }
+}

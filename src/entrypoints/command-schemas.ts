@@ -1,7 +1,7 @@
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import type { ChangeBatchQuantity, Command } from '../domain/commands.ts'
-import { BatchQuantity, LineParams, NewBatch, NewLine, RefParams } from './http/schemas.ts'
+import { BatchQuantity, LineParams, NewAllocation, NewBatch, RefParams } from './http/schemas.ts'
 
 /** A message from outside that is not one of ours: wrong JSON, unknown type, a missing or invalid field. */
 export class MalformedMessage extends Error {
@@ -11,7 +11,7 @@ export class MalformedMessage extends Error {
 // The payloads are the bodies the HTTP API accepts, so both doors let in exactly the same commands.
 const payloads = {
   CreateBatch: Compile(NewBatch),
-  Allocate: Compile(NewLine),
+  Allocate: Compile(NewAllocation),
   Deallocate: Compile(LineParams),
   ChangeBatchQuantity: Compile(
     Type.Object({ ...RefParams.properties, ...BatchQuantity.properties }, { additionalProperties: false }),
@@ -34,7 +34,7 @@ export function parseCommand(type: string | undefined, payload: string | undefin
   if (type === undefined) throw new MalformedMessage('The entry has no "type" field')
   if (!Object.hasOwn(payloads, type)) throw new MalformedMessage(`Unknown command type "${type}"`)
   if (payload === undefined) throw new MalformedMessage(`The ${type} entry has no "payload" field`)
-  const fields = validated(payloads[type as Command['type']], parseJson(payload), `${type} payload`)
+  const fields = validated(payloads[type as keyof typeof payloads], parseJson(payload), `${type} payload`)
   return { ...(fields as object), type } as Command
 }
 

@@ -1,0 +1,28 @@
+import { sql } from 'kysely'
+import type { ExpiredHolds } from '../../service-layer/ports.ts'
+import type { Database } from './database.ts'
+
+/** Reads the partial index of holds by expiry: the cost is the holds due, never the table. */
+export class PgExpiredHolds implements ExpiredHolds {
+  readonly #database: Database
+
+  constructor(database: Database) {
+    this.#database = database
+  }
+
+  async due(now: number, limit: number): Promise<Array<{ orderid: string; sku: string }>> {
+    const release = await this.#database.acquire()
+    try {
+      return await this.#database.db
+        .selectFrom('allocations')
+        .select(['orderid', 'sku'])
+        .where('status', '=', 'held')
+        .where('expires_at', '<=', sql<Date>`to_timestamp(${now / 1000})`)
+        .orderBy('expires_at')
+        .limit(limit)
+        .execute()
+    } finally {
+      release()
+    }
+  }
+}
