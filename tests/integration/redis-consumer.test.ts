@@ -96,7 +96,7 @@ describe('Redis consumer', () => {
     const id = `${Date.now() + 60_000}-0`
     const command: Command = { type: 'Allocate', orderid, sku, qty: 4 }
     // What the dead consumer did before it could acknowledge: the entry's id is recorded with the allocation.
-    expect(await service.bus.handleOnce(`${keys.commands}:${id}`, command)).toEqual({ batchref: ref })
+    expect(await service.bus.handleOnce(`${keys.commands}:${id}`, command)).toMatchObject({ batchref: ref })
 
     await redis.xadd(keys.commands, id, 'type', 'Allocate', 'payload', JSON.stringify({ orderid, sku, qty: 4 }))
 
