@@ -56,11 +56,13 @@ async function fillBackorders(product: Product, uow: UnitOfWork): Promise<void> 
   if (!product.gainedStock) return
   product.gainedStock = false
   for (let after = 0; product.largestAvailable > 0; ) {
-    const page = { after, maxQty: product.largestAvailable, limit: WAITING_PAGE }
-    const { count, last } = await uow.products.loadWaiting(product, page)
-    const full = count >= WAITING_PAGE
-    product.fillBackorders(full ? last : null)
-    if (!full) return
+    const last = await uow.products.loadWaiting(product, {
+      after,
+      maxQty: product.largestAvailable,
+      limit: WAITING_PAGE,
+    })
+    product.fillBackorders(last)
+    if (last === null) return
     after = last
   }
 }

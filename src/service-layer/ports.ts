@@ -21,10 +21,11 @@ export type WaitingPage = Readonly<{ after: number; maxQty: number; limit: numbe
 export interface ProductRepository {
   get(sku: string, load?: LoadOptions): Promise<Product | undefined>
   /**
-   * Adds to `product` the waiting lines of `page`, oldest first (lines it already has are kept as they
-   * are); returns how many the page held and the acceptance of its last line. Reads only lines that fit.
+   * Adds to `product` the next waiting lines of `page`, oldest first (lines it already has are kept as
+   * they are). Returns the acceptance of the last line read when more lines that fit may follow (read
+   * on from there), or `null` when the page held all the rest. Reads only lines that fit.
    */
-  loadWaiting(product: Product, page: WaitingPage): Promise<Readonly<{ count: number; last: number }>>
+  loadWaiting(product: Product, page: WaitingPage): Promise<number | null>
   /** The sku of batch `ref`, whichever product it belongs to. */
   skuOfBatch(ref: string): Promise<string | undefined>
   add(product: Product): void

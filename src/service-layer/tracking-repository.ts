@@ -5,7 +5,7 @@ import type { LoadOptions, ProductRepository, WaitingPage } from './ports.ts'
 export interface ProductStore {
   load(sku: string, load: LoadOptions): Promise<Product | undefined>
   skuOfBatch(ref: string): Promise<string | undefined>
-  loadWaiting(product: Product, page: WaitingPage): Promise<Readonly<{ count: number; last: number }>>
+  loadWaiting(product: Product, page: WaitingPage): Promise<number | null>
 }
 
 /** Remembers every product it hands out or is given, so the unit of work knows what to save. */
@@ -27,7 +27,7 @@ export class TrackingRepository implements ProductRepository {
     return this.#store.skuOfBatch(ref)
   }
 
-  loadWaiting(product: Product, page: WaitingPage): Promise<Readonly<{ count: number; last: number }>> {
+  loadWaiting(product: Product, page: WaitingPage): Promise<number | null> {
     return this.#store.loadWaiting(product, page)
   }
 

@@ -109,20 +109,24 @@ class FakeProductStore implements ProductStore {
     return this.#storage.batches.get(ref)?.sku
   }
 
-  /** As the database reads the backorder queue: only lines that fit, oldest first. */
-  async loadWaiting(product: Product, { after, maxQty, limit }: WaitingPage) {
+  /**
+   * As the database reads the backorder queue: only lines that fit, oldest first; in pages of at most
+   * two lines, so that every test reads on from page to page.
+   */
+  async loadWaiting(product: Product, { after, maxQty, limit }: WaitingPage): Promise<number | null> {
     await Promise.resolve()
+    const size = Math.min(limit, 2)
     const page = this.#storage.allocations
       .filter((a) => a.sku === product.sku && a.status === 'backordered' && a.qty <= maxQty && a.id > after)
       .sort((a, b) => a.id - b.id)
-      .slice(0, limit)
+      .slice(0, size)
     const loaded = this.loaded.get(product)
     for (const row of page) {
       if (product.lines.has(row.orderid)) continue
       product.lines.set(row.orderid, toLine(row))
       loaded?.orderids.add(row.orderid)
     }
-    return { count: page.length, last: page.at(-1)?.id ?? after }
+    return page.length === size ? (page.at(-1)?.id ?? null) : null
   }
 
   /** Applies the product's changes to `target`, refusing them if the version moved meanwhile. */

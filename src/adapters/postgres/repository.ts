@@ -90,7 +90,7 @@ export class PgProductStore implements ProductStore {
     return this.#product(sku, row.version_number, row.batches, lines, [])
   }
 
-  async loadWaiting(product: Product, { after, maxQty, limit }: WaitingPage) {
+  async loadWaiting(product: Product, { after, maxQty, limit }: WaitingPage): Promise<number | null> {
     const db = await this.#executor()
     const rows = await db
       .selectFrom('allocations')
@@ -109,7 +109,7 @@ export class PgProductStore implements ProductStore {
       product.lines.set(row.orderid, line)
       snapshot?.lines.set(row.orderid, line)
     }
-    return { count: rows.length, last: rows.at(-1)?.id ?? after }
+    return rows.length === limit ? (rows.at(-1)?.id ?? null) : null
   }
 
   #product(
