@@ -89,6 +89,29 @@ describe('Redis consumer', () => {
     await eventually(async () => expect(await pendingCount()).toBe(0))
   })
 
+  it('backorders, holds and cancels lines sent on allocation:commands, and dead-letters a hold with a backorder', async (ctx) => {
+    if (!available) return ctx.skip()
+    const [sku, ref] = [randomSku(), randomBatchref()]
+    const [waiting, held, both] = [randomOrderid('waiting'), randomOrderid('held'), randomOrderid('both')]
+    await send('CreateBatch', { ref, sku, qty: 2, eta: null })
+    await send('Allocate', { orderid: waiting, sku, qty: 5, backorder: true })
+    await send('Allocate', { orderid: held, sku, qty: 2, holdSeconds: 600 })
+    const refused = await send('Allocate', { orderid: both, sku, qty: 1, holdSeconds: 60, backorder: true })
+
+    await eventually(async () => {
+      expect((await service.views.order(waiting))[0]?.status).toBe('backordered')
+      expect((await service.views.order(held))[0]?.status).toBe('held')
+      expect((await deadLetters()).find(({ id }) => id === refused)?.reason).toMatch(/^HoldWithBackorder: /)
+    })
+    await send('Deallocate', { orderid: waiting, sku })
+    await send('Deallocate', { orderid: held, sku })
+    await eventually(async () => {
+      expect(await service.views.order(waiting)).toEqual([])
+      expect(await service.views.order(held)).toEqual([])
+    })
+    expect(await service.views.order(both)).toEqual([])
+  })
+
   it('allocates once an entry delivered again after its consumer died between commit and acknowledgement', async (ctx) => {
     if (!available) return ctx.skip()
     const [sku, ref, orderid] = [randomSku(), randomBatchref(), randomOrderid()]
