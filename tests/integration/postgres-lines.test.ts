@@ -6,7 +6,10 @@ import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs
 import { type Mode, modes, openTestDatabase, serviceOn, type TestDatabase } from './support.ts'
 
 /** Time that the test moves: holds expire when it says so. */
-const clock = { time: Date.parse('2026-11-25T10:00:00.000Z'), now: (): number => clock.time } satisfies Clock
+const clock: Clock & { time: number } = {
+  time: Date.parse('2026-11-25T10:00:00.000Z'),
+  now: () => clock.time,
+}
 
 describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
   let test: TestDatabase | null
