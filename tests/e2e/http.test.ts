@@ -281,6 +281,7 @@ describe.each(await storageModes())('the HTTP API on $name', (mode) => {
           '/batches/{ref}',
           '/events',
           '/health',
+          '/orders/{orderid}',
           '/products/{sku}',
         ].sort(),
       )
