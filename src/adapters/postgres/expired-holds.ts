@@ -2,7 +2,10 @@ import { sql } from 'kysely'
 import type { ExpiredHolds } from '../../service-layer/ports.ts'
 import type { Database } from './database.ts'
 
-/** Reads the partial index of holds by expiry: the cost is the holds due, never the table. */
+/**
+ * Reads the partial index of holds by expiry: the cost is the holds due, never the table. The state is
+ * a literal, not a parameter, so that a prepared statement's generic plan can still use the index.
+ */
 export class PgExpiredHolds implements ExpiredHolds {
   readonly #database: Database
 
@@ -16,7 +19,7 @@ export class PgExpiredHolds implements ExpiredHolds {
       return await this.#database.db
         .selectFrom('allocations')
         .select(['orderid', 'sku'])
-        .where('status', '=', 'held')
+        .where('status', '=', sql.lit('held'))
         .where('expires_at', '<=', sql<Date>`to_timestamp(${now / 1000})`)
         .orderBy('expires_at')
         .limit(limit)

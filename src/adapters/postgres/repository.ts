@@ -96,7 +96,7 @@ export class PgProductStore implements ProductStore {
       .selectFrom('allocations')
       .select(['id', 'orderid', 'qty'])
       .where('sku', '=', product.sku)
-      .where('status', '=', 'backordered')
+      .where('status', '=', sql.lit('backordered'))
       .where('qty', '<=', maxQty)
       .where('id', '>', after)
       .orderBy('id')

@@ -69,13 +69,13 @@ export class PgViews implements ReadViews {
             .selectFrom('allocations')
             .select(sql<number>`coalesce(sum(qty), 0)::int`.as('qty'))
             .where('sku', '=', sku)
-            .where('status', '=', 'backordered')
+            .where('status', '=', sql.lit('backordered'))
             .as('backordered'),
           eb
             .selectFrom('allocations')
             .select(sql<number>`coalesce(sum(qty), 0)::int`.as('qty'))
             .where('sku', '=', sku)
-            .where('status', '=', 'held')
+            .where('status', '=', sql.lit('held'))
             .as('held'),
         ])
         .executeTakeFirstOrThrow(),
