@@ -29,9 +29,9 @@ export class LineConflict extends Error {
   override readonly name = 'LineConflict'
   readonly orderid: string
   readonly sku: string
-  constructor(orderid: string, sku: string, allocatedQty: number) {
+  constructor(orderid: string, sku: string, acceptedQty: number) {
     super(
-      `Order ${orderid} already has ${allocatedQty} of ${sku} allocated; the same line with another qty is a conflict`,
+      `Order ${orderid} already has a line of ${acceptedQty} ${sku}; the same line with another qty is a conflict`,
     )
     this.orderid = orderid
     this.sku = sku
