@@ -30,9 +30,7 @@ export class LineConflict extends Error {
   readonly orderid: string
   readonly sku: string
   constructor(orderid: string, sku: string, acceptedQty: number) {
-    super(
-      `Order ${orderid} already has a line of ${acceptedQty} ${sku}; the same line with another qty is a conflict`,
-    )
+    super(`Order ${orderid} already has a line of ${acceptedQty} ${sku}; the same line with another qty is a conflict`)
     this.orderid = orderid
     this.sku = sku
   }

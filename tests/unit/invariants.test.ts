@@ -22,6 +22,14 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     orderid: fc.constantFrom(...orderids),
     sku: fc.constantFrom(...skus),
     qty: fc.integer({ min: 1, max: 12 }),
+    backorder: fc.boolean(),
+  }),
+  fc.record({
+    type: fc.constant('Allocate' as const),
+    orderid: fc.constantFrom(...orderids),
+    sku: fc.constantFrom(...skus),
+    qty: fc.integer({ min: 1, max: 12 }),
+    holdSeconds: fc.constantFrom(1, 600),
   }),
   fc.record({
     type: fc.constant('Deallocate' as const),

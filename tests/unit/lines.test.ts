@@ -157,6 +157,16 @@ describe('holds', () => {
     expect(app.events().filter((e) => e.type === 'HoldReleased')).toHaveLength(1)
   })
 
+  it('releases a hold once when two sweeps find it expired at the same moment', async () => {
+    const app = await withBatches(['b1', 5, null])
+    await allocate(app, 'held', 5, { holdSeconds: 30 })
+    app.clock.advance(30)
+    const released = await Promise.all([app.relay.sweep(), app.relay.sweep(), app.relay.sweep()])
+    expect(released.reduce((sum, n) => sum + n, 0)).toBeGreaterThanOrEqual(1)
+    expect(app.events().filter((e) => e.type === 'HoldReleased')).toHaveLength(1)
+    expect(app.storage.batches.get('b1')?.allocated).toBe(0)
+  })
+
   it('never confirms an expired hold as a hold: sending the line again is a new allocation', async () => {
     const app = await withBatches(['b1', 5, null])
     await allocate(app, 'o1', 5, { holdSeconds: 30 })
