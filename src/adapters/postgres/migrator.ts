@@ -13,8 +13,20 @@ const migrations: Record<string, Migration> = {
 }
 
 export async function migrateToLatest(db: Kysely<Schema>): Promise<string[]> {
+  return migrate(db, (migrator) => migrator.migrateToLatest())
+}
+
+/** Up to and including migration `name`: for testing what a migration does to the data before it. */
+export async function migrateUpTo(db: Kysely<Schema>, name: string): Promise<string[]> {
+  return migrate(db, (migrator) => migrator.migrateTo(name))
+}
+
+async function migrate(
+  db: Kysely<Schema>,
+  run: (migrator: Migrator) => ReturnType<Migrator['migrateToLatest']>,
+): Promise<string[]> {
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } })
-  const { error, results = [] } = await migrator.migrateToLatest()
+  const { error, results = [] } = await run(migrator)
   if (error) throw error
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName)
 }

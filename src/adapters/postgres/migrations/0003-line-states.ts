@@ -5,6 +5,10 @@ import { type Kysely, sql } from 'kysely'
  * any state, kept through its changes so that its id is its place in the backorder queue. Held stock
  * stays in the batch's `allocated`. Partial indexes let the backorder queue be read by qty (only the
  * lines that can fit) and expired holds be found by expiry, neither reading the sku's history.
+ *
+ * Before, a line taken off a shrunk batch was deleted and allocated again by the delivery of its
+ * `Deallocated` event; a crash could leave that delivery undone, and the service no longer does it (a
+ * shrink now moves its lines itself). Such lines become backorders here, filled when stock arrives.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
@@ -37,6 +41,17 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .columns(['expires_at'])
     .where(sql.ref('status'), '=', 'held')
     .execute()
+  await sql`
+    with stranded as (
+      insert into allocations (orderid, sku, qty, status)
+      select distinct on (payload->>'orderid', sku) payload->>'orderid', sku, (payload->>'qty')::int, 'backordered'
+      from outbox
+      where type = 'Deallocated' and payload->>'reason' = 'batch-shrunk' and delivered_at is null
+      order by payload->>'orderid', sku, id
+      on conflict (orderid, sku) do nothing
+      returning sku
+    )
+    update products set version_number = version_number + 1 where sku in (select sku from stranded)`.execute(db)
   await db.schema
     .createIndex('allocations_held_sku_idx')
     .on('allocations')
