@@ -29,11 +29,18 @@ export function createHoldExpiry(
     let released = 0
     for (;;) {
       const due = await expiredHolds.due(clock.now(), batchSize)
+      let failed = 0
       for (const { orderid, sku } of due) {
-        const result = await bus.handle({ type: 'ReleaseExpiredHold', orderid, sku })
-        if (result.released) released += 1
+        try {
+          const result = await bus.handle({ type: 'ReleaseExpiredHold', orderid, sku })
+          if (result.released) released += 1
+        } catch (error) {
+          // One hold that cannot be released now must not hold up the others; the next sweep tries again.
+          failed += 1
+          logger.error({ err: error, orderid, sku }, 'releasing an expired hold failed; will retry')
+        }
       }
-      if (due.length < batchSize || stopped) return released
+      if (due.length < batchSize || stopped || failed > 0) return released
     }
   }
 
