@@ -138,6 +138,19 @@ describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
     for (const orderid of holds) expect(await service.views.order(orderid)).toEqual([])
   })
 
+  it('stores an expired hold sent again with another qty as the new line, in the same row', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [sku, ref, orderid] = [randomSku(), randomBatchref(), randomOrderid()]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10, eta: null })
+    await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 6, holdSeconds: 5 })
+    clock.time += 5000
+    await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 4 })
+    expect(await service.views.order(orderid)).toEqual([
+      { orderid, sku, qty: 4, status: 'allocated', batchref: ref, eta: null, expiresAt: null },
+    ])
+    expect((await service.views.batch(ref))?.allocated).toBe(4)
+  })
+
   it('keeps the row of a line moved off a shrunk batch, so it keeps its place in the queue', async (ctx) => {
     if (!test) return ctx.skip()
     const [sku, ref] = [randomSku(), randomBatchref()]

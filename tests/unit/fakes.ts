@@ -144,7 +144,9 @@ class FakeProductStore implements ProductStore {
     target.allocations = target.allocations.flatMap((a) => {
       if (a.sku !== product.sku || !before.orderids.has(a.orderid)) return [a]
       const now = product.lines.get(a.orderid)
-      return now ? [{ ...a, status: now.status, batchref: now.batchref, expiresAt: now.expiresAt }] : []
+      return now
+        ? [{ ...a, qty: now.line.qty, status: now.status, batchref: now.batchref, expiresAt: now.expiresAt }]
+        : []
     })
     for (const { line, status, batchref, expiresAt } of product.lines.values()) {
       if (before.orderids.has(line.orderid)) continue

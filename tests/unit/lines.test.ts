@@ -179,6 +179,15 @@ describe('holds', () => {
     expect(app.storage.batches.get('b1')?.allocated).toBe(5)
   })
 
+  it('takes an expired hold sent again with another qty as a new line of that qty', async () => {
+    const app = await withBatches(['b1', 5, null])
+    await allocate(app, 'o1', 5, { holdSeconds: 30 })
+    app.clock.advance(31)
+    expect(await allocate(app, 'o1', 3)).toMatchObject({ status: 'allocated', batchref: 'b1' })
+    expect(line(app, 'o1')).toMatchObject({ qty: 3, status: 'allocated' })
+    expect(app.storage.batches.get('b1')?.allocated).toBe(3)
+  })
+
   it('keeps an allocated line allocated when it is sent again with holdSeconds', async () => {
     const app = await withBatches(['b1', 5, null])
     await allocate(app, 'o1', 2)

@@ -195,7 +195,13 @@ export class PgProductStore implements ProductStore {
     const added = current.filter((l) => !before.lines.has(l.line.orderid))
     const changed = current.filter((l) => {
       const old = before.lines.get(l.line.orderid)
-      return old && (old.status !== l.status || old.batchref !== l.batchref || old.expiresAt !== l.expiresAt)
+      return (
+        old &&
+        (old.line.qty !== l.line.qty ||
+          old.status !== l.status ||
+          old.batchref !== l.batchref ||
+          old.expiresAt !== l.expiresAt)
+      )
     })
     const batchIdOf = (l: LineState) => (l.batchref === null ? null : (batchIds.get(l.batchref) ?? null))
     const expiryOf = (l: LineState) => (l.expiresAt === null ? null : new Date(l.expiresAt).toISOString())
@@ -208,6 +214,7 @@ export class PgProductStore implements ProductStore {
       allocated: changedBatches.map((b) => b.allocated),
       removed: [...before.lines.keys()].filter((orderid) => !product.lines.has(orderid)),
       changedOrderids: changed.map((l) => l.line.orderid),
+      changedQtys: changed.map((l) => l.line.qty),
       changedStatuses: changed.map((l) => l.status),
       changedBatchIds: changed.map(batchIdOf),
       changedExpiries: changed.map(expiryOf),

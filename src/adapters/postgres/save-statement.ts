@@ -13,6 +13,7 @@ export function saveStatement(p: {
   allocated: number[]
   removed: string[]
   changedOrderids: string[]
+  changedQtys: number[]
   changedStatuses: string[]
   changedBatchIds: Array<number | null>
   changedExpiries: Array<string | null>
@@ -43,11 +44,11 @@ export function saveStatement(p: {
       where sku = ${p.sku} and orderid = any(${p.removed}::text[]) and exists (select from version)
     ),
     changed_lines as (
-      update allocations set status = u.status, batch_id = u.batch_id, expires_at = u.expires_at
+      update allocations set qty = u.qty, status = u.status, batch_id = u.batch_id, expires_at = u.expires_at
       from unnest(
-        ${p.changedOrderids}::text[], ${p.changedStatuses}::text[], ${p.changedBatchIds}::bigint[],
-        ${p.changedExpiries}::timestamptz[]
-      ) as u(orderid, status, batch_id, expires_at)
+        ${p.changedOrderids}::text[], ${p.changedQtys}::int[], ${p.changedStatuses}::text[],
+        ${p.changedBatchIds}::bigint[], ${p.changedExpiries}::timestamptz[]
+      ) as u(orderid, qty, status, batch_id, expires_at)
       where allocations.sku = ${p.sku} and allocations.orderid = u.orderid
         and allocations.orderid = any(${p.changedOrderids}::text[]) and exists (select from version)
     ),
