@@ -230,6 +230,8 @@ export class Product {
       throw new Error(`Batch ${ref} is over-allocated but its latest lines were not loaded`)
     }
     for (const line of [...moved].sort(acceptanceOrder)) this.#move(line, ref)
+    // The batch may keep some room, less than the lines taken off but enough for a smaller waiting line.
+    if (moved.length > 0 && batch.availableQuantity > 0) this.gainedStock = true
     return moved
   }
 

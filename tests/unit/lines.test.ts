@@ -89,6 +89,14 @@ describe('backorders', () => {
     }
   })
 
+  it('fills a smaller waiting line with the room a shrunk batch keeps after a larger line left it', async () => {
+    const app = await withBatches(['b1', 5, null])
+    await allocate(app, 'large', 5)
+    await allocate(app, 'small', 4, { backorder: true })
+    await app.bus.handle({ type: 'ChangeBatchQuantity', ref: 'b1', qty: 4 })
+    expect(states(app)).toEqual({ large: ['backordered', null], small: ['allocated', 'b1'] })
+  })
+
   it('keeps a line moved off a shrunk batch in its place in the queue, ahead of later waiting lines', async () => {
     const app = await withBatches(['b1', 4, null])
     await allocate(app, 'moved', 4)
