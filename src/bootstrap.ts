@@ -2,6 +2,7 @@ import { pino } from 'pino'
 import { EmailNotifications } from './adapters/email-notifications.ts'
 import { LoggedNotifications } from './adapters/logged-notifications.ts'
 import { type Database, openDatabase } from './adapters/postgres/database.ts'
+import { PgExpiredHolds } from './adapters/postgres/expired-holds.ts'
 import { migrateToLatest } from './adapters/postgres/migrator.ts'
 import { PgOutbox } from './adapters/postgres/outbox.ts'
 import { pgUnitOfWork } from './adapters/postgres/unit-of-work.ts'
@@ -10,11 +11,16 @@ import { createRedisClient } from './adapters/redis-connection.ts'
 import { RedisEventPublisher } from './adapters/redis-publisher.ts'
 import type { Config } from './config.ts'
 import { type Availability, availableToPromise } from './service-layer/availability.ts'
+import { createHoldExpiry, together } from './service-layer/hold-expiry.ts'
 import { type BusDependencies, createMessageBus, type MessageBus } from './service-layer/message-bus.ts'
 import { createOutboxRelay, type OutboxRelay } from './service-layer/outbox-relay.ts'
-import type { Logger, ReadViews } from './service-layer/ports.ts'
+import { type ExpiredHolds, type Logger, type ReadViews, systemClock } from './service-layer/ports.ts'
 
-export type Overrides = Partial<Omit<BusDependencies, 'maxAttempts'>> & { views?: ReadViews; database?: Database }
+export type Overrides = Partial<Omit<BusDependencies, 'maxAttempts'>> & {
+  views?: ReadViews
+  database?: Database
+  expiredHolds?: ExpiredHolds
+}
 
 export type Service = Readonly<{
   bus: MessageBus
@@ -22,7 +28,10 @@ export type Service = Readonly<{
   /** What an allocation of `qty` of `sku` would get now, from the domain's own rule; `undefined`: no such sku. */
   availability(sku: string, qty: number): Promise<Availability | undefined>
   logger: Logger
-  /** Finishes deliveries that did not finish in line; `start()` it in the process that should sweep. */
+  /**
+   * Finishes deliveries that did not finish in line and releases expired holds; `start()` it in the
+   * process that should sweep.
+   */
   relay: OutboxRelay
   /** `null` when every storage port was overridden (tests with fakes). */
   database: Database | null
@@ -34,7 +43,7 @@ export type Service = Readonly<{
 /** The composition root: real adapters for whatever `overrides` does not provide. Connects lazily. */
 export function bootstrap(config: Config, overrides: Overrides = {}): Service {
   const logger = overrides.logger ?? pino({ level: config.logLevel })
-  const needsDatabase = !(overrides.startUnitOfWork && overrides.outbox && overrides.views)
+  const needsDatabase = !(overrides.startUnitOfWork && overrides.outbox && overrides.views && overrides.expiredHolds)
   const database =
     overrides.database ??
     (needsDatabase
@@ -61,8 +70,10 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
     !overrides.notifications && config.smtpUrl
       ? new EmailNotifications({ smtpUrl: config.smtpUrl, to: config.stockTeamEmail, from: config.mailFrom })
       : null
+  const clock = overrides.clock ?? systemClock
   const startUnitOfWork = overrides.startUnitOfWork ?? pgUnitOfWork(require())
   const bus = createMessageBus({
+    clock,
     startUnitOfWork,
     outbox,
     notifications: overrides.notifications ?? email ?? new LoggedNotifications(logger),
@@ -70,7 +81,11 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
     publisher: overrides.publisher ?? (redis ? new RedisEventPublisher(redis) : { publish: async () => {} }),
     logger,
   })
-  const relay = createOutboxRelay({ bus, outbox, logger })
+  const expiredHolds = overrides.expiredHolds ?? new PgExpiredHolds(require())
+  const relay = together(
+    createOutboxRelay({ bus, outbox, logger }),
+    createHoldExpiry({ bus, expiredHolds, clock, logger }),
+  )
   return {
     bus,
     views: overrides.views ?? new PgViews(require()),

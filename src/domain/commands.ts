@@ -9,8 +9,20 @@ export type CreateBatch = Readonly<{
   eta: string | null
 }>
 
-export type Allocate = Readonly<{ type: 'Allocate'; orderid: string; sku: string; qty: number }>
+/**
+ * `backorder` (default false) keeps a line no batch can take as waiting; `holdSeconds` (default null)
+ * places a hold for a checkout. Both are optional so that the book's three fields stay a whole command.
+ */
+export type Allocate = Readonly<{
+  type: 'Allocate'
+  orderid: string
+  sku: string
+  qty: number
+  backorder?: boolean
+  holdSeconds?: number | null
+}>
 
+/** Ends a line in whatever state it is: allocated, held or backordered. */
 export type Deallocate = Readonly<{ type: 'Deallocate'; orderid: string; sku: string }>
 
 export type ChangeBatchQuantity = Readonly<{ type: 'ChangeBatchQuantity'; ref: string; qty: number }>
@@ -27,4 +39,14 @@ export type ChangeBatch = Readonly<{
   eta: Readonly<{ to: string | null }> | null
 }>
 
-export type Command = CreateBatch | Allocate | Deallocate | ChangeBatchQuantity | ChangeBatchEta | ChangeBatch
+/** Sent by the hold sweep; the product checks again that the hold is still there and past its expiry. */
+export type ReleaseExpiredHold = Readonly<{ type: 'ReleaseExpiredHold'; orderid: string; sku: string }>
+
+export type Command =
+  | CreateBatch
+  | Allocate
+  | Deallocate
+  | ChangeBatchQuantity
+  | ChangeBatchEta
+  | ChangeBatch
+  | ReleaseExpiredHold

@@ -29,10 +29,8 @@ export class LineConflict extends Error {
   override readonly name = 'LineConflict'
   readonly orderid: string
   readonly sku: string
-  constructor(orderid: string, sku: string, allocatedQty: number) {
-    super(
-      `Order ${orderid} already has ${allocatedQty} of ${sku} allocated; the same line with another qty is a conflict`,
-    )
+  constructor(orderid: string, sku: string, acceptedQty: number) {
+    super(`Order ${orderid} already has a line of ${acceptedQty} ${sku}; the same line with another qty is a conflict`)
     this.orderid = orderid
     this.sku = sku
   }
@@ -46,5 +44,13 @@ export class NotAllocated extends Error {
     super(`Order ${orderid} has no allocation of ${sku}`)
     this.orderid = orderid
     this.sku = sku
+  }
+}
+
+/** A hold is for a checkout that will take the goods now; it cannot wait for stock. */
+export class HoldWithBackorder extends Error {
+  override readonly name = 'HoldWithBackorder'
+  constructor(orderid: string, sku: string) {
+    super(`The line of ${sku} for order ${orderid} asks for a hold and a backorder; a hold cannot wait for stock`)
   }
 }

@@ -1,9 +1,36 @@
-import { BatchConflict, LineConflict, NotAllocated, UnknownBatch } from './errors.ts'
-import type { DeallocationReason, DomainEvent } from './events.ts'
+import { BatchConflict, HoldWithBackorder, LineConflict, NotAllocated, UnknownBatch } from './errors.ts'
+import type { DeallocationReason, DomainEvent, HoldReleaseReason } from './events.ts'
 
 export type OrderLine = Readonly<{ orderid: string; sku: string; qty: number }>
 
-export type Allocation = Readonly<{ line: OrderLine; batchref: string }>
+export type LineStatus = 'allocated' | 'held' | 'backordered'
+
+/**
+ * An accepted line in its one state: `batchref` is `null` only when backordered, `expiresAt` (epoch
+ * milliseconds) is set only when held. `accepted` orders lines by first acceptance (the backorder queue);
+ * `null` for a line not stored yet, which is newer than every stored one.
+ */
+export type LineState = Readonly<{
+  line: OrderLine
+  status: LineStatus
+  batchref: string | null
+  expiresAt: number | null
+  accepted: number | null
+}>
+
+/** What an allocation request came to; `out_of_stock` lines are not kept. */
+export type LineOutcome = Readonly<{
+  status: LineStatus | 'out_of_stock'
+  batchref: string | null
+  expiresAt: number | null
+}>
+
+export type AllocateOptions = Readonly<{
+  backorder?: boolean
+  holdSeconds?: number | null
+  /** The time of the request, epoch milliseconds: holds expire relative to it. */
+  now?: number
+}>
 
 export class Batch {
   readonly ref: string
@@ -13,7 +40,7 @@ export class Batch {
   /** Creation order within the product: the last tie-break of the allocation preference. */
   readonly seq: number
   purchasedQuantity: number
-  /** Kept with the batch so that availability never needs the batch's past allocations. */
+  /** Allocated and held lines together; kept with the batch so that availability never reads its lines. */
   allocatedQuantity: number
 
   constructor(init: {
@@ -51,26 +78,37 @@ export function allocationPreference(a: Batch, b: Batch): number {
   return a.seq - b.seq
 }
 
+/** Oldest acceptance first; lines not stored yet come last, in the order they were made. */
+export function acceptanceOrder(a: LineState, b: LineState): number {
+  return (a.accepted ?? Number.POSITIVE_INFINITY) - (b.accepted ?? Number.POSITIVE_INFINITY) || 0
+}
+
 /**
  * The aggregate for one sku: every write concerns exactly one product.
  *
- * A product is loaded with all its batches but only with the allocations the operation needs (those of
- * the order lines it concerns, or the latest ones of a batch that shrinks): availability comes from each
- * batch's allocated quantity, so the cost of an operation does not grow with the sku's history.
+ * A product is loaded with all its batches but only with the lines the operation needs (those of the
+ * orders it concerns, the latest ones of a batch that shrinks, the waiting lines that can fit once it
+ * gained stock): availability comes from each batch's allocated quantity, so the cost of an operation
+ * does not grow with the sku's history.
  */
 export class Product {
   readonly sku: string
   versionNumber: number
   readonly batches: Batch[]
-  /** The loaded allocations by orderid (the sku is the product's), in the order they were made. */
-  readonly allocations: Map<string, Allocation>
+  /** The loaded lines by orderid (the sku is the product's), in any state. */
+  readonly lines: Map<string, LineState>
   readonly events: DomainEvent[] = []
+  /**
+   * Set when available stock grew (a batch added or raised, a line cancelled, a hold released): waiting
+   * lines that fit must then be loaded and given to `fillBackorders`, before the change is saved.
+   */
+  gainedStock = false
 
-  constructor(init: { sku: string; versionNumber?: number; batches?: Batch[]; allocations?: Allocation[] }) {
+  constructor(init: { sku: string; versionNumber?: number; batches?: Batch[]; lines?: LineState[] }) {
     this.sku = init.sku
     this.versionNumber = init.versionNumber ?? 0
     this.batches = init.batches ?? []
-    this.allocations = new Map((init.allocations ?? []).map((a) => [a.line.orderid, a]))
+    this.lines = new Map((init.lines ?? []).map((l) => [l.line.orderid, l]))
   }
 
   batch(ref: string): Batch | undefined {
@@ -90,6 +128,11 @@ export class Product {
     return this.batchesByPreference().find((b) => b.availableQuantity >= qty)
   }
 
+  /** The most any one batch can take now: no waiting line larger than this can be filled. */
+  get largestAvailable(): number {
+    return Math.max(0, ...this.batches.map((b) => b.availableQuantity))
+  }
+
   /** Adds a batch; the same batch again changes nothing. Returns whether it was new. */
   addBatch(ref: string, qty: number, eta: string | null): boolean {
     const existing = this.batch(ref)
@@ -100,61 +143,108 @@ export class Product {
     const seq = Math.max(0, ...this.batches.map((b) => b.seq)) + 1
     this.batches.push(new Batch({ ref, sku: this.sku, eta, seq, purchasedQuantity: qty }))
     this.versionNumber += 1
+    this.gainedStock = true
     this.events.push({ type: 'BatchCreated', ref, sku: this.sku, qty, eta })
     return true
   }
 
-  /** Returns the ref of the batch that serves the line, or `null` when it is out of stock. */
-  allocate(line: OrderLine): string | null {
-    const previous = this.allocations.get(line.orderid)
-    if (previous) {
-      if (previous.line.qty !== line.qty) throw new LineConflict(line.orderid, line.sku, previous.line.qty)
-      return previous.batchref
+  /**
+   * Allocates a line, holds it (`holdSeconds`) or, with `backorder`, keeps it waiting when no batch can
+   * take it. A line sent again answers its state: a live hold is confirmed (no `holdSeconds`) or
+   * extended, never shortened; a hold past its expiry is released and the line allocated anew.
+   */
+  allocate(line: OrderLine, { backorder = false, holdSeconds = null, now = 0 }: AllocateOptions = {}): LineOutcome {
+    if (backorder && holdSeconds !== null) throw new HoldWithBackorder(line.orderid, line.sku)
+    let existing = this.lines.get(line.orderid)
+    let accepted: number | null = null
+    if (existing?.status === 'held' && (existing.expiresAt ?? 0) <= now) {
+      accepted = existing.accepted
+      this.#endHold(existing, 'expired')
+      existing = undefined
     }
-    const batch = this.preferredBatch(line.qty)
-    if (!batch) {
-      this.events.push({ type: 'OutOfStock', orderid: line.orderid, sku: line.sku, qty: line.qty })
-      return null
+    if (!existing) return this.#place(line, { backorder, holdSeconds, now }, accepted)
+    if (existing.line.qty !== line.qty) throw new LineConflict(line.orderid, line.sku, existing.line.qty)
+    if (existing.status !== 'held') return existing
+    const batchref = existing.batchref as string
+    if (holdSeconds === null) {
+      this.#set({ ...existing, status: 'allocated', expiresAt: null })
+      this.events.push({ type: 'Allocated', ...existing.line, batchref })
+    } else if (now + holdSeconds * 1000 > (existing.expiresAt ?? 0)) {
+      const expiresAt = now + holdSeconds * 1000
+      this.#set({ ...existing, expiresAt })
+      this.events.push({ type: 'Held', ...existing.line, batchref, expiresAt: iso(expiresAt) })
     }
-    batch.allocatedQuantity += line.qty
-    this.allocations.set(line.orderid, { line, batchref: batch.ref })
-    this.versionNumber += 1
-    this.events.push({ type: 'Allocated', ...line, batchref: batch.ref })
-    return batch.ref
+    return this.lines.get(line.orderid) as LineState
   }
 
-  deallocate(orderid: string, reason: DeallocationReason = 'requested'): Allocation {
-    const allocation = this.allocations.get(orderid)
-    if (!allocation) throw new NotAllocated(orderid, this.sku)
-    const batch = this.batch(allocation.batchref)
-    if (!batch) throw new UnknownBatch(allocation.batchref)
-    batch.allocatedQuantity -= allocation.line.qty
-    this.allocations.delete(orderid)
-    this.versionNumber += 1
-    this.events.push({ type: 'Deallocated', ...allocation.line, batchref: batch.ref, reason })
-    return allocation
+  /** Ends a line in any state; throws `NotAllocated` when the product has no such line. */
+  cancel(orderid: string): LineState {
+    const existing = this.lines.get(orderid)
+    if (!existing) throw new NotAllocated(orderid, this.sku)
+    if (existing.status === 'held') this.#endHold(existing, 'cancelled')
+    else if (existing.status === 'allocated') this.#deallocate(existing, 'requested')
+    else {
+      this.lines.delete(orderid)
+      this.versionNumber += 1
+      this.events.push({ type: 'BackorderCancelled', ...existing.line })
+    }
+    return existing
+  }
+
+  /** Releases the line's hold if it is still held and past its expiry at `now`; returns whether it did. */
+  releaseExpiredHold(orderid: string, now: number): boolean {
+    const existing = this.lines.get(orderid)
+    if (existing?.status !== 'held' || (existing.expiresAt ?? 0) > now) return false
+    this.#endHold(existing, 'expired')
+    return true
   }
 
   /**
-   * Sets a batch's purchased quantity. When it falls below what is allocated, the most recently
-   * allocated lines are deallocated until it fits; their `Deallocated` events ask for reallocation.
+   * Allocates the loaded waiting lines that fit a batch, oldest first, passing over those that fit none.
+   * With `through`, only lines accepted up to it: the waiting lines after it are not all loaded yet.
    */
-  changeBatchQuantity(ref: string, qty: number): Allocation[] {
+  fillBackorders(through: number | null = null): void {
+    const waiting = [...this.lines.values()]
+      .filter((l) => l.status === 'backordered' && (through === null || (l.accepted ?? Infinity) <= through))
+      .sort(acceptanceOrder)
+    for (const line of waiting) {
+      const batch = this.preferredBatch(line.line.qty)
+      if (!batch) continue
+      batch.allocatedQuantity += line.line.qty
+      this.#set({ ...line, status: 'allocated', batchref: batch.ref })
+      this.events.push({ type: 'Allocated', ...line.line, batchref: batch.ref })
+    }
+  }
+
+  /**
+   * Sets a batch's purchased quantity. When it falls below what is allocated, the most recent lines
+   * leave it until it fits; each goes to the best batch that can take it, or waits as a backorder (a
+   * held line keeps its expiry elsewhere, or is released). Returns the lines that left, as they were.
+   */
+  changeBatchQuantity(ref: string, qty: number): LineState[] {
     const batch = this.batch(ref)
     if (!batch) throw new UnknownBatch(ref)
     if (batch.purchasedQuantity === qty) return []
+    if (qty > batch.purchasedQuantity) this.gainedStock = true
     batch.purchasedQuantity = qty
     this.versionNumber += 1
     this.events.push({ type: 'BatchQuantityChanged', ref, sku: this.sku, qty })
-    const newestFirst = [...this.allocations.values()].filter((a) => a.batchref === ref).reverse()
-    const moved: Allocation[] = []
-    for (const allocation of newestFirst) {
+    const newestFirst = [...this.lines.values()]
+      .filter((l) => l.batchref === ref)
+      .reverse()
+      .sort((a, b) => acceptanceOrder(b, a))
+    const moved: LineState[] = []
+    for (const line of newestFirst) {
       if (batch.availableQuantity >= 0) break
-      moved.push(this.deallocate(allocation.line.orderid, 'batch-shrunk'))
+      batch.allocatedQuantity -= line.line.qty
+      moved.push(line)
     }
     if (batch.availableQuantity < 0) {
-      throw new Error(`Batch ${ref} is over-allocated but its latest allocations were not loaded`)
+      throw new Error(`Batch ${ref} is over-allocated but its latest lines were not loaded`)
     }
+    for (const line of [...moved].sort(acceptanceOrder)) this.#move(line, ref)
+    // The batch may keep some room, less than the lines taken off but enough for a smaller waiting line.
+    if (moved.length > 0 && batch.availableQuantity > 0) this.gainedStock = true
     return moved
   }
 
@@ -170,4 +260,93 @@ export class Product {
     this.versionNumber += 1
     this.events.push({ type: 'BatchEtaChanged', ref, sku: this.sku, eta })
   }
+
+  /** A line that left shrunk batch `from` (its quantity already taken off) goes where it can. */
+  #move(line: LineState, from: string): void {
+    const target = this.preferredBatch(line.line.qty)
+    if (line.status === 'held') {
+      if (!target) {
+        this.lines.delete(line.line.orderid)
+        this.events.push({ type: 'HoldReleased', ...line.line, batchref: from, reason: 'batch-shrunk' })
+        return
+      }
+      target.allocatedQuantity += line.line.qty
+      this.#set({ ...line, batchref: target.ref })
+      this.events.push({
+        type: 'Held',
+        ...line.line,
+        batchref: target.ref,
+        expiresAt: iso(line.expiresAt ?? 0),
+      })
+      return
+    }
+    this.events.push({ type: 'Deallocated', ...line.line, batchref: from, reason: 'batch-shrunk' })
+    if (target) {
+      target.allocatedQuantity += line.line.qty
+      this.#set({ ...line, batchref: target.ref })
+      this.events.push({ type: 'Allocated', ...line.line, batchref: target.ref })
+    } else {
+      this.#set({ ...line, status: 'backordered', batchref: null, expiresAt: null })
+      this.events.push({ type: 'Backordered', ...line.line })
+      this.events.push({ type: 'OutOfStock', ...line.line })
+    }
+  }
+
+  #place(
+    line: OrderLine,
+    options: Readonly<{ backorder: boolean; holdSeconds: number | null; now: number }>,
+    accepted: number | null,
+  ): LineOutcome {
+    const batch = this.preferredBatch(line.qty)
+    if (!batch) {
+      if (!options.backorder) {
+        this.events.push({ type: 'OutOfStock', ...line })
+        return { status: 'out_of_stock', batchref: null, expiresAt: null }
+      }
+      this.#set({ line, status: 'backordered', batchref: null, expiresAt: null, accepted })
+      this.events.push({ type: 'Backordered', ...line })
+      this.events.push({ type: 'OutOfStock', ...line })
+      return this.lines.get(line.orderid) as LineState
+    }
+    batch.allocatedQuantity += line.qty
+    if (options.holdSeconds === null) {
+      this.#set({ line, status: 'allocated', batchref: batch.ref, expiresAt: null, accepted })
+      this.events.push({ type: 'Allocated', ...line, batchref: batch.ref })
+    } else {
+      const expiresAt = options.now + options.holdSeconds * 1000
+      this.#set({ line, status: 'held', batchref: batch.ref, expiresAt, accepted })
+      this.events.push({ type: 'Held', ...line, batchref: batch.ref, expiresAt: iso(expiresAt) })
+    }
+    return this.lines.get(line.orderid) as LineState
+  }
+
+  #endHold(line: LineState, reason: HoldReleaseReason): void {
+    const batchref = line.batchref as string
+    this.#takeOff(line)
+    this.events.push({ type: 'HoldReleased', ...line.line, batchref, reason })
+  }
+
+  #deallocate(line: LineState, reason: DeallocationReason): void {
+    this.#takeOff(line)
+    this.events.push({ type: 'Deallocated', ...line.line, batchref: line.batchref as string, reason })
+  }
+
+  /** Gives a served line's quantity back to its batch and forgets the line. */
+  #takeOff(line: LineState): void {
+    const batch = this.batch(line.batchref ?? '')
+    if (!batch) throw new UnknownBatch(line.batchref ?? '')
+    batch.allocatedQuantity -= line.line.qty
+    this.lines.delete(line.line.orderid)
+    this.versionNumber += 1
+    this.gainedStock = true
+  }
+
+  #set(line: LineState): void {
+    this.lines.set(line.line.orderid, line)
+    this.versionNumber += 1
+  }
+}
+
+function iso(epochMs: number): string {
+  return new Date(epochMs).toISOString()
 }

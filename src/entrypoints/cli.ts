@@ -7,7 +7,7 @@ import { bootstrap, type Service } from '../bootstrap.ts'
 import { loadConfig } from '../config.ts'
 import type { CreateBatch } from '../domain/commands.ts'
 import { InvalidInput, parseInput } from './cli-input.ts'
-import { BatchEta, NewBatch, NewLine, RefParams } from './http/schemas.ts'
+import { BatchEta, NewAllocation, NewBatch, RefParams } from './http/schemas.ts'
 import { startServer } from './http/server.ts'
 import { progressBar } from './progress-bar.ts'
 import { startRedisConsumer } from './redis-consumer.ts'
@@ -63,18 +63,36 @@ export function createCli(): Program {
 
   program
     .command('allocate <orderid> <sku> <qty>')
-    .description('allocate an order line')
-    .action((orderid: string, sku: string, qty: string) =>
+    .description('allocate an order line, hold it for a checkout, or keep it waiting for stock')
+    .option('--backorder', 'keep the line waiting when no batch can take it now')
+    .option('--hold <seconds>', 'hold the stock for a checkout for this many seconds (1 to 86400)')
+    .action((orderid: string, sku: string, qty: string, options: { backorder?: boolean; hold?: string }) =>
       withService(async (service) => {
-        const line = parseInput<{ orderid: string; sku: string; qty: number }>(
-          NewLine,
-          { orderid, sku, qty: integer(qty) },
+        const line = parseInput<{
+          orderid: string
+          sku: string
+          qty: number
+          backorder: boolean
+          holdSeconds?: number
+        }>(
+          NewAllocation,
+          {
+            orderid,
+            sku,
+            qty: integer(qty),
+            backorder: options.backorder ?? false,
+            ...(options.hold === undefined ? {} : { holdSeconds: integer(options.hold) }),
+          },
           'line',
         )
-        const { batchref } = await service.bus.handle({ type: 'Allocate', ...line })
-        if (batchref === null) {
+        const result = await service.bus.handle({ type: 'Allocate', ...line, holdSeconds: line.holdSeconds ?? null })
+        const { status, batchref, expiresAt } = result
+        if (status === 'out_of_stock') {
           console.log(`Out of stock: no batch of ${sku} can take ${qty}`)
           process.exitCode = 3
+        } else if (status === 'backordered') console.log(`Backordered ${qty} of ${sku} for order ${orderid}`)
+        else if (status === 'held') {
+          console.log(`Held ${qty} of ${sku} for order ${orderid} on batch ${batchref} until ${expiresAt}`)
         } else console.log(`Allocated ${qty} of ${sku} for order ${orderid} from batch ${batchref}`)
       }),
     )
@@ -88,6 +106,26 @@ export function createCli(): Program {
         const { eta } = parseInput<{ eta: string | null }>(BatchEta, { eta: date === 'arrived' ? null : date }, 'eta')
         await service.bus.handle({ type: 'ChangeBatchEta', ref, eta })
         console.log(eta === null ? `Batch ${ref} has arrived` : `Batch ${ref} now arrives ${eta}`)
+      }),
+    )
+
+  program
+    .command('order <orderid>')
+    .description("show an order's lines with their state, batch, eta and hold expiry")
+    .action((orderid: string) =>
+      withService(async (service) => {
+        const lines = await service.views.order(orderid)
+        if (lines.length === 0) throw new InvalidInput(`Order ${orderid} has no lines`)
+        console.table(
+          lines.map(({ sku, qty, status, batchref, eta, expiresAt }) => ({
+            sku,
+            qty,
+            status,
+            batch: batchref ?? '-',
+            eta: batchref === null ? '-' : (eta ?? 'warehouse'),
+            expires: expiresAt ?? '-',
+          })),
+        )
       }),
     )
 
@@ -107,8 +145,9 @@ export function createCli(): Program {
             available,
           })),
         )
-        const { purchased, allocated, available } = product.totals
+        const { purchased, allocated, available, held, backordered } = product.totals
         console.log(`Total: ${purchased} purchased, ${allocated} allocated, ${available} available`)
+        if (held > 0 || backordered > 0) console.log(`Of which held: ${held}; waiting as backorders: ${backordered}`)
       }),
     )
 

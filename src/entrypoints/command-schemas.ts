@@ -1,7 +1,7 @@
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import type { ChangeBatchQuantity, Command } from '../domain/commands.ts'
-import { BatchEta, BatchQuantity, LineParams, NewBatch, NewLine, RefParams } from './http/schemas.ts'
+import { BatchEta, BatchQuantity, LineParams, NewAllocation, NewBatch, RefParams } from './http/schemas.ts'
 
 /** A message from outside that is not one of ours: wrong JSON, unknown type, a missing or invalid field. */
 export class MalformedMessage extends Error {
@@ -11,7 +11,7 @@ export class MalformedMessage extends Error {
 // The payloads are the bodies the HTTP API accepts, so both doors let in exactly the same commands.
 const payloads = {
   CreateBatch: Compile(NewBatch),
-  Allocate: Compile(NewLine),
+  Allocate: Compile(NewAllocation),
   Deallocate: Compile(LineParams),
   ChangeBatchQuantity: Compile(
     Type.Object({ ...RefParams.properties, ...BatchQuantity.properties }, { additionalProperties: false }),

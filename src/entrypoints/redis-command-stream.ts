@@ -1,7 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { abandonOnAbort, execOrThrow } from '../adapters/redis-connection.ts'
-import { BatchConflict, InvalidSku, LineConflict, NotAllocated, UnknownBatch } from '../domain/errors.ts'
+import {
+  BatchConflict,
+  HoldWithBackorder,
+  InvalidSku,
+  LineConflict,
+  NotAllocated,
+  UnknownBatch,
+} from '../domain/errors.ts'
 import type { MessageBus } from '../service-layer/message-bus.ts'
 import type { Logger } from '../service-layer/ports.ts'
 import { MalformedMessage, parseCommand } from './command-schemas.ts'
@@ -27,7 +34,7 @@ export type CommandStreamOptions = Readonly<{
 type Entry = [id: string, fields: string[] | null]
 
 /** Business refusals: handling the command again cannot change the answer. */
-const refusals = [InvalidSku, UnknownBatch, BatchConflict, LineConflict, NotAllocated]
+const refusals = [InvalidSku, UnknownBatch, BatchConflict, LineConflict, NotAllocated, HoldWithBackorder]
 
 /**
  * Applies the stream's entries until `signal` aborts. An entry is acknowledged only after its transaction

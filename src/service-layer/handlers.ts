@@ -6,11 +6,12 @@ import type {
   Command,
   CreateBatch,
   Deallocate,
+  ReleaseExpiredHold,
 } from '../domain/commands.ts'
-import { BatchConflict, InvalidSku, LineConflict, UnknownBatch } from '../domain/errors.ts'
-import type { Deallocated, DomainEvent, OutOfStock } from '../domain/events.ts'
-import { type OrderLine, Product } from '../domain/model.ts'
-import type { EventPublisher, Logger, Notifications, UnitOfWork } from './ports.ts'
+import { BatchConflict, HoldWithBackorder, InvalidSku, LineConflict, UnknownBatch } from '../domain/errors.ts'
+import type { DomainEvent, OutOfStock } from '../domain/events.ts'
+import { type LineOutcome, type LineStatus, type OrderLine, Product } from '../domain/model.ts'
+import type { Clock, EventPublisher, Logger, Notifications, UnitOfWork } from './ports.ts'
 
 /** What a handler may use; each message gets its own unit of work. */
 export type HandlerDeps = Readonly<{
@@ -18,16 +19,26 @@ export type HandlerDeps = Readonly<{
   notifications: Notifications
   publisher: EventPublisher
   logger: Logger
+  clock: Clock
+}>
+
+/** A line as an allocation left it; `expiresAt` is ISO 8601 UTC for a hold. */
+export type LineResult = Readonly<{
+  status: LineStatus | 'out_of_stock'
+  batchref: string | null
+  eta: string | null
+  expiresAt: string | null
 }>
 
 export type CommandResults = {
   CreateBatch: Readonly<{ created: boolean }>
-  /** `batchref` is `null` when the line is out of stock. */
-  Allocate: Readonly<{ batchref: string | null }>
-  Deallocate: Readonly<{ batchref: string }>
+  Allocate: LineResult
+  /** The state the line was in when it ended. */
+  Deallocate: Readonly<{ status: LineStatus; batchref: string | null }>
   ChangeBatchQuantity: Readonly<{ deallocated: OrderLine[] }>
   ChangeBatchEta: Readonly<{ deallocated: OrderLine[] }>
   ChangeBatch: Readonly<{ deallocated: OrderLine[] }>
+  ReleaseExpiredHold: Readonly<{ released: boolean }>
 }
 
 export type CommandHandler<C extends Command> = (command: C, deps: HandlerDeps) => Promise<CommandResults[C['type']]>
@@ -36,6 +47,38 @@ export type EventHandler<E extends DomainEvent> = (event: E, deps: HandlerDeps, 
 export type CommandHandlers = { readonly [T in Command['type']]: CommandHandler<Extract<Command, { type: T }>> }
 export type EventHandlers = {
   readonly [T in DomainEvent['type']]: ReadonlyArray<EventHandler<Extract<DomainEvent, { type: T }>>>
+}
+
+/** Waiting lines read per query while filling backorders. */
+const WAITING_PAGE = 500
+
+/**
+ * When the product gained stock, gives it the waiting lines that can fit, a page at a time (oldest
+ * first), until the stock left fits none: never the sku's history, never the lines too large to fit.
+ */
+async function fillBackorders(product: Product, uow: UnitOfWork): Promise<void> {
+  if (!product.gainedStock) return
+  product.gainedStock = false
+  for (let after = 0; product.largestAvailable > 0; ) {
+    const last = await uow.products.loadWaiting(product, {
+      after,
+      maxQty: product.largestAvailable,
+      limit: WAITING_PAGE,
+    })
+    product.fillBackorders(last)
+    if (last === null) return
+    after = last
+  }
+}
+
+function lineResult(product: Product, outcome: LineOutcome): LineResult {
+  const { status, batchref, expiresAt } = outcome
+  return {
+    status,
+    batchref,
+    eta: batchref === null ? null : (product.batch(batchref)?.eta ?? null),
+    expiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString(),
+  }
 }
 
 export async function addBatch(command: CreateBatch, { uow }: HandlerDeps): Promise<CommandResults['CreateBatch']> {
@@ -48,17 +91,15 @@ export async function addBatch(command: CreateBatch, { uow }: HandlerDeps): Prom
     uow.products.add(product)
   }
   const created = product.addBatch(ref, qty, eta)
+  await fillBackorders(product, uow)
   await uow.commit()
   return { created }
 }
 
-export async function allocate(command: Allocate, { uow }: HandlerDeps): Promise<CommandResults['Allocate']> {
-  const { orderid, sku, qty } = command
-  const product = await uow.products.get(sku, { newLines: [orderid] })
-  if (!product) throw new InvalidSku(sku)
-  const batchref = product.allocate({ orderid, sku, qty })
-  await uow.commit()
-  return { batchref }
+export async function allocate(command: Allocate, deps: HandlerDeps): Promise<CommandResults['Allocate']> {
+  const [result] = await allocateMany([command], deps)
+  if (result instanceof Error) throw result
+  return result as LineResult
 }
 
 /**
@@ -67,30 +108,34 @@ export async function allocate(command: Allocate, { uow }: HandlerDeps): Promise
  */
 export async function allocateMany(
   commands: readonly Allocate[],
-  { uow }: HandlerDeps,
-): Promise<Array<CommandResults['Allocate'] | LineConflict | InvalidSku>> {
+  { uow, clock }: HandlerDeps,
+): Promise<Array<CommandResults['Allocate'] | LineConflict | InvalidSku | HoldWithBackorder>> {
   const sku = commands[0]?.sku ?? ''
   const product = await uow.products.get(sku, { newLines: commands.map((c) => c.orderid) })
   if (!product) return commands.map(() => new InvalidSku(sku))
-  const results = commands.map(({ orderid, qty }) => {
+  const now = clock.now()
+  const results = commands.map(({ orderid, qty, backorder = false, holdSeconds = null }) => {
     try {
-      return { batchref: product.allocate({ orderid, sku, qty }) }
+      return lineResult(product, product.allocate({ orderid, sku, qty }, { backorder, holdSeconds, now }))
     } catch (error) {
-      if (error instanceof LineConflict) return error
+      if (error instanceof LineConflict || error instanceof HoldWithBackorder) return error
       throw error
     }
   })
+  await fillBackorders(product, uow)
   await uow.commit()
   return results
 }
 
+/** Ends the line in whatever state it is; the stock it frees fills backorders. */
 export async function deallocate(command: Deallocate, { uow }: HandlerDeps): Promise<CommandResults['Deallocate']> {
   const { orderid, sku } = command
   const product = await uow.products.get(sku, { orderids: [orderid] })
   if (!product) throw new InvalidSku(sku)
-  const { batchref } = product.deallocate(orderid)
+  const { status, batchref } = product.cancel(orderid)
+  await fillBackorders(product, uow)
   await uow.commit()
-  return { batchref }
+  return { status, batchref }
 }
 
 export function changeBatchQuantity(
@@ -116,20 +161,23 @@ export async function changeBatch(command: ChangeBatch, { uow }: HandlerDeps): P
   if (!product) throw new UnknownBatch(ref)
   if (eta) product.changeBatchEta(ref, eta.to)
   const moved = qty === null ? [] : product.changeBatchQuantity(ref, qty)
+  await fillBackorders(product, uow)
   await uow.commit()
-  return { deallocated: moved.map((a) => a.line) }
+  return { deallocated: moved.map((l) => l.line) }
 }
 
-/** A line taken off a shrunk batch goes to the best other batch; allocating is idempotent, so repeats are safe. */
-export async function reallocate(event: Deallocated, deps: HandlerDeps): Promise<void> {
-  if (event.reason !== 'batch-shrunk') return
-  const { orderid, sku, qty } = event
-  const { uow } = deps
+/** Safe to repeat and to race: the product checks the hold again, and its version guards the save. */
+export async function releaseExpiredHold(
+  command: ReleaseExpiredHold,
+  { uow, clock }: HandlerDeps,
+): Promise<CommandResults['ReleaseExpiredHold']> {
+  const { orderid, sku } = command
   const product = await uow.products.get(sku, { orderids: [orderid] })
-  if (!product) throw new InvalidSku(sku)
-  if (product.allocations.has(orderid)) return
-  product.allocate({ orderid, sku, qty })
+  if (!product) return { released: false }
+  const released = product.releaseExpiredHold(orderid, clock.now())
+  await fillBackorders(product, uow)
   await uow.commit()
+  return { released }
 }
 
 export async function sendOutOfStockNotification(event: OutOfStock, { notifications }: HandlerDeps): Promise<void> {
@@ -150,13 +198,18 @@ export const commandHandlers: CommandHandlers = {
   ChangeBatchQuantity: changeBatchQuantity,
   ChangeBatchEta: changeBatchEta,
   ChangeBatch: changeBatch,
+  ReleaseExpiredHold: releaseExpiredHold,
 }
 
 export const eventHandlers: EventHandlers = {
   BatchCreated: [publishEvent],
   BatchQuantityChanged: [publishEvent],
   Allocated: [publishEvent],
-  Deallocated: [reallocate, publishEvent],
+  Deallocated: [publishEvent],
   OutOfStock: [sendOutOfStockNotification, publishEvent],
+  Backordered: [publishEvent],
+  Held: [publishEvent],
+  HoldReleased: [publishEvent],
+  BackorderCancelled: [publishEvent],
   BatchEtaChanged: [publishEvent],
 }

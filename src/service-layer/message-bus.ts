@@ -13,6 +13,7 @@ import {
   type HandlerDeps,
 } from './handlers.ts'
 import {
+  type Clock,
   ConcurrencyConflict,
   type EventPublisher,
   type Logger,
@@ -20,6 +21,7 @@ import {
   type Outbox,
   type StartUnitOfWork,
   type StoredEvent,
+  systemClock,
   type UnitOfWork,
 } from './ports.ts'
 
@@ -29,6 +31,8 @@ export type BusDependencies = Readonly<{
   notifications: Notifications
   publisher: EventPublisher
   logger: Logger
+  /** The handlers' time (holds expire by it); the system clock unless a test moves its own. */
+  clock?: Clock
   /** Attempts of one message when its transaction loses a race (default 12). */
   maxAttempts?: number
 }>
@@ -51,13 +55,14 @@ export function createMessageBus(
 ): MessageBus {
   const { logger, outbox } = deps
   const maxAttempts = deps.maxAttempts ?? 12
+  const clock = deps.clock ?? systemClock
 
   /** Runs `work` in a fresh unit of work, again on a lost race, and returns what it committed. */
   async function inUnitOfWork<R>(work: (deps: HandlerDeps) => Promise<R>): Promise<[R, StoredEvent[]]> {
     for (let attempt = 1; ; attempt++) {
       const uow: UnitOfWork = await deps.startUnitOfWork({ contended: attempt > 1 })
       try {
-        const result = await work({ ...deps, uow })
+        const result = await work({ ...deps, clock, uow })
         return [result, uow.collectNewEvents()]
       } catch (error) {
         if (!(error instanceof ConcurrencyConflict) || attempt >= maxAttempts) throw error

@@ -15,8 +15,17 @@ export type LoadOptions = Readonly<{
   excessOf?: Readonly<{ ref: string; qty: number }>
 }>
 
+/** A page of the backorder queue: waiting lines accepted after `after` whose qty is at most `maxQty`. */
+export type WaitingPage = Readonly<{ after: number; maxQty: number; limit: number }>
+
 export interface ProductRepository {
   get(sku: string, load?: LoadOptions): Promise<Product | undefined>
+  /**
+   * Adds to `product` the next waiting lines of `page`, oldest first (lines it already has are kept as
+   * they are). Returns the acceptance of the last line read when more lines that fit may follow (read
+   * on from there), or `null` when the page held all the rest. Reads only lines that fit.
+   */
+  loadWaiting(product: Product, page: WaitingPage): Promise<number | null>
   /** The sku of batch `ref`, whichever product it belongs to. */
   skuOfBatch(ref: string): Promise<string | undefined>
   add(product: Product): void
@@ -70,6 +79,20 @@ export interface EventPublisher {
   publish(stored: StoredEvent): Promise<void>
 }
 
+/** The time, as the handlers see it; tests move it by hand. */
+export interface Clock {
+  /** Epoch milliseconds. */
+  now(): number
+}
+
+export const systemClock: Clock = { now: () => Date.now() }
+
+/** Holds past their expiry, found without a scan; the product decides again when releasing each. */
+export interface ExpiredHolds {
+  /** Up to `limit` lines held with an expiry at or before `now` (epoch ms), the earliest first. */
+  due(now: number, limit: number): Promise<Array<Readonly<{ orderid: string; sku: string }>>>
+}
+
 /** The subset of pino the service layer uses. */
 export interface Logger {
   debug(obj: object, msg?: string): void
@@ -96,14 +119,29 @@ export type ProductView = Readonly<{
   sku: string
   /** In allocation preference order. */
   batches: BatchView[]
-  totals: Readonly<{ purchased: number; allocated: number; available: number }>
+  /** `held` is part of `allocated`; `backordered` is the qty waiting, on no batch. */
+  totals: Readonly<{ purchased: number; allocated: number; available: number; backordered: number; held: number }>
 }>
 
 export type AllocationView = Readonly<{ sku: string; batchref: string; qty: number }>
 
+/** A line in any state: `batchref` and `eta` are `null` when backordered, `expiresAt` (ISO) only when held. */
+export type LineView = Readonly<{
+  orderid: string
+  sku: string
+  qty: number
+  status: 'allocated' | 'held' | 'backordered'
+  batchref: string | null
+  eta: string | null
+  expiresAt: string | null
+}>
+
 /** The read side: plain queries, consistent as soon as a write has answered. */
 export interface ReadViews {
+  /** The order's `allocated` lines only (the book's view). */
   allocations(orderid: string): Promise<AllocationView[]>
+  /** Every line of the order in any state, in the order they were made. */
+  order(orderid: string): Promise<LineView[]>
   batch(ref: string): Promise<BatchView | undefined>
   product(sku: string): Promise<ProductView | undefined>
   /** Committed events after `after`, in outbox order; one committed late never appears behind a later one. */

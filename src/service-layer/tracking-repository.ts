@@ -1,10 +1,11 @@
 import type { Product } from '../domain/model.ts'
-import type { LoadOptions, ProductRepository } from './ports.ts'
+import type { LoadOptions, ProductRepository, WaitingPage } from './ports.ts'
 
 /** What a storage adapter provides; the tracking repository adds the bookkeeping of a unit of work. */
 export interface ProductStore {
   load(sku: string, load: LoadOptions): Promise<Product | undefined>
   skuOfBatch(ref: string): Promise<string | undefined>
+  loadWaiting(product: Product, page: WaitingPage): Promise<number | null>
 }
 
 /** Remembers every product it hands out or is given, so the unit of work knows what to save. */
@@ -24,6 +25,10 @@ export class TrackingRepository implements ProductRepository {
 
   skuOfBatch(ref: string): Promise<string | undefined> {
     return this.#store.skuOfBatch(ref)
+  }
+
+  loadWaiting(product: Product, page: WaitingPage): Promise<number | null> {
+    return this.#store.loadWaiting(product, page)
   }
 
   add(product: Product): void {

@@ -73,4 +73,21 @@ describe('the allocation command line (embedded database)', () => {
     const answer = await cli('allocate', 'order-2', 'LAMP', '1000')
     expect(answer).toMatchObject({ code: 3, stdout: 'Out of stock: no batch of LAMP can take 1000\n' })
   })
+
+  it('backorders, holds, and shows an order with each line in its state', async () => {
+    await cli('add-batch', 'b-desk', 'DESK', '5')
+    expect((await cli('allocate', 'order-3', 'DESK', '3', '--hold', '600')).stdout).toMatch(
+      /^Held 3 of DESK for order order-3 on batch b-desk until \d{4}-\d\d-\d\dT/,
+    )
+    expect((await cli('allocate', 'order-3', 'DESK', '3', '--hold', '0')).code).toBe(2)
+    await cli('add-batch', 'b-chair', 'CHAIR', '1', '--eta', '2027-02-01')
+    expect((await cli('allocate', 'order-3', 'CHAIR', '4', '--backorder')).stdout).toBe(
+      'Backordered 4 of CHAIR for order order-3\n',
+    )
+    const order = await cli('order', 'order-3')
+    expect(order.code).toBe(0)
+    expect(order.stdout).toMatch(/DESK.*held.*b-desk.*warehouse/)
+    expect(order.stdout).toMatch(/CHAIR.*backordered/)
+    expect(await cli('order', 'order-none')).toMatchObject({ code: 2, stderr: 'Order order-none has no lines\n' })
+  })
 })

@@ -50,7 +50,10 @@ describe('EmailNotifications', () => {
     const [sku, orderid] = [randomSku(), randomOrderid()]
     await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 1, eta: null })
 
-    expect(await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 5 })).toEqual({ batchref: null })
+    expect(await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 5 })).toMatchObject({
+      status: 'out_of_stock',
+      batchref: null,
+    })
 
     const mails = received.filter((mail) => mail.subject === `Out of stock for ${sku}`)
     expect(mails).toEqual([

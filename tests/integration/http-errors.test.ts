@@ -23,6 +23,7 @@ describe('the HTTP error handler', () => {
     } as Partial<MessageBus> as MessageBus,
     views: {
       allocations: async () => [],
+      order: async () => [],
       batch: async () => undefined,
       product: async () => undefined,
       events: async () => [],

@@ -22,7 +22,7 @@ describe.each(modes)('PostgreSQL outbox (%s)', (mode: Mode) => {
     await sql`update outbox set due_at = now() where delivered_at is null`.execute(test?.database.db ?? fail())
   }
 
-  it('delivers after a restart the reallocation that a crash after the commit left undone, exactly once', async (ctx) => {
+  it('loses no line when a crash follows the commit of a shrink, and delivers its events after a restart', async (ctx) => {
     if (!test) return ctx.skip()
     const [sku, early, late, orderid] = [randomSku(), randomBatchref(), randomBatchref(), randomOrderid()]
     await service.bus.handle({ type: 'CreateBatch', ref: early, sku, qty: 10, eta: null })
@@ -34,7 +34,8 @@ describe.each(modes)('PostgreSQL outbox (%s)', (mode: Mode) => {
     product?.changeBatchQuantity(early, 5)
     await uow.commit()
     await uow.close()
-    expect(await service.views.allocations(orderid)).toEqual([])
+    // The line moved in the shrink's own transaction.
+    expect(await service.views.allocations(orderid)).toEqual([{ sku, batchref: late, qty: 8 }])
 
     const restarted = serviceOn(test.database)
     const relay = createOutboxRelay({
@@ -98,7 +99,7 @@ describe.each(modes)('PostgreSQL outbox (%s)', (mode: Mode) => {
     await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10, eta: null })
     const deallocate = { type: 'Deallocate', orderid, sku } as const
     await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 2 })
-    expect(await service.bus.handleOnce(`m-${orderid}`, deallocate)).toEqual({ batchref: ref })
+    expect(await service.bus.handleOnce(`m-${orderid}`, deallocate)).toMatchObject({ batchref: ref })
     expect(await service.bus.handleOnce(`m-${orderid}`, deallocate)).toBeNull()
   })
 

@@ -54,7 +54,15 @@ describe.each(modes)('PostgreSQL repository and unit of work (%s)', (mode: Mode)
       [b1, null, 100, 10],
       [b2, '2027-01-31', 150, 95],
     ])
-    expect([...(loaded?.allocations.values() ?? [])]).toEqual([{ line: { orderid: o2, sku, qty: 95 }, batchref: b2 }])
+    expect([...(loaded?.lines.values() ?? [])]).toEqual([
+      {
+        line: { orderid: o2, sku, qty: 95 },
+        status: 'allocated',
+        batchref: b2,
+        expiresAt: null,
+        accepted: expect.any(Number),
+      },
+    ])
   })
 
   it('rolls back on error', async (ctx) => {
@@ -144,6 +152,6 @@ describe.each(modes)('PostgreSQL repository and unit of work (%s)', (mode: Mode)
     const reader = await startUnitOfWork()
     const loaded = await reader.products.get(sku, { excessOf: { ref, qty: 35 } })
     await reader.close()
-    expect([...(loaded?.allocations.keys() ?? [])]).toEqual(orderids.slice(3))
+    expect([...(loaded?.lines.keys() ?? [])]).toEqual(orderids.slice(3))
   })
 })

@@ -89,6 +89,29 @@ describe('Redis consumer', () => {
     await eventually(async () => expect(await pendingCount()).toBe(0))
   })
 
+  it('backorders, holds and cancels lines sent on allocation:commands, and dead-letters a hold with a backorder', async (ctx) => {
+    if (!available) return ctx.skip()
+    const [sku, ref] = [randomSku(), randomBatchref()]
+    const [waiting, held, both] = [randomOrderid('waiting'), randomOrderid('held'), randomOrderid('both')]
+    await send('CreateBatch', { ref, sku, qty: 2, eta: null })
+    await send('Allocate', { orderid: waiting, sku, qty: 5, backorder: true })
+    await send('Allocate', { orderid: held, sku, qty: 2, holdSeconds: 600 })
+    const refused = await send('Allocate', { orderid: both, sku, qty: 1, holdSeconds: 60, backorder: true })
+
+    await eventually(async () => {
+      expect((await service.views.order(waiting))[0]?.status).toBe('backordered')
+      expect((await service.views.order(held))[0]?.status).toBe('held')
+      expect((await deadLetters()).find(({ id }) => id === refused)?.reason).toMatch(/^HoldWithBackorder: /)
+    })
+    await send('Deallocate', { orderid: waiting, sku })
+    await send('Deallocate', { orderid: held, sku })
+    await eventually(async () => {
+      expect(await service.views.order(waiting)).toEqual([])
+      expect(await service.views.order(held)).toEqual([])
+    })
+    expect(await service.views.order(both)).toEqual([])
+  })
+
   it('allocates once an entry delivered again after its consumer died between commit and acknowledgement', async (ctx) => {
     if (!available) return ctx.skip()
     const [sku, ref, orderid] = [randomSku(), randomBatchref(), randomOrderid()]
@@ -96,7 +119,7 @@ describe('Redis consumer', () => {
     const id = `${Date.now() + 60_000}-0`
     const command: Command = { type: 'Allocate', orderid, sku, qty: 4 }
     // What the dead consumer did before it could acknowledge: the entry's id is recorded with the allocation.
-    expect(await service.bus.handleOnce(`${keys.commands}:${id}`, command)).toEqual({ batchref: ref })
+    expect(await service.bus.handleOnce(`${keys.commands}:${id}`, command)).toMatchObject({ batchref: ref })
 
     await redis.xadd(keys.commands, id, 'type', 'Allocate', 'payload', JSON.stringify({ orderid, sku, qty: 4 }))
 

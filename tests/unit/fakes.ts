@@ -1,10 +1,12 @@
 import { bootstrap, type Service } from '../../src/bootstrap.ts'
 import { loadConfig } from '../../src/config.ts'
 import type { DomainEvent } from '../../src/domain/events.ts'
-import { Batch, Product } from '../../src/domain/model.ts'
+import { Batch, type LineState, type LineStatus, Product } from '../../src/domain/model.ts'
 import {
+  type Clock,
   ConcurrencyConflict,
   type EventPublisher,
+  type ExpiredHolds,
   type LoadOptions,
   type Logger,
   type Notifications,
@@ -12,11 +14,28 @@ import {
   type ReadViews,
   type StoredEvent,
   type UnitOfWork,
+  type WaitingPage,
 } from '../../src/service-layer/ports.ts'
 import { type ProductStore, TrackingRepository } from '../../src/service-layer/tracking-repository.ts'
 
 type BatchRow = { ref: string; sku: string; eta: string | null; seq: number; purchased: number; allocated: number }
-type AllocationRow = { id: number; orderid: string; sku: string; qty: number; batchref: string }
+type AllocationRow = {
+  id: number
+  orderid: string
+  sku: string
+  qty: number
+  status: LineStatus
+  batchref: string | null
+  expiresAt: number | null
+}
+
+const toLine = (a: AllocationRow): LineState => ({
+  line: { orderid: a.orderid, sku: a.sku, qty: a.qty },
+  status: a.status,
+  batchref: a.batchref,
+  expiresAt: a.expiresAt,
+  accepted: a.id,
+})
 
 /** The committed state, as the database would hold it. */
 export class FakeStorage {
@@ -79,7 +98,7 @@ class FakeProductStore implements ProductStore {
       batches: [...s.batches.values()]
         .filter((b) => b.sku === sku)
         .map((b) => new Batch({ ...b, purchasedQuantity: b.purchased, allocatedQuantity: b.allocated })),
-      allocations: allocations.map((a) => ({ line: { orderid: a.orderid, sku, qty: a.qty }, batchref: a.batchref })),
+      lines: allocations.map(toLine),
     })
     this.loaded.set(product, { version, orderids: new Set(allocations.map((a) => a.orderid)) })
     return product
@@ -88,6 +107,26 @@ class FakeProductStore implements ProductStore {
   async skuOfBatch(ref: string): Promise<string | undefined> {
     await Promise.resolve()
     return this.#storage.batches.get(ref)?.sku
+  }
+
+  /**
+   * As the database reads the backorder queue: only lines that fit, oldest first; in pages of at most
+   * two lines, so that every test reads on from page to page.
+   */
+  async loadWaiting(product: Product, { after, maxQty, limit }: WaitingPage): Promise<number | null> {
+    await Promise.resolve()
+    const size = Math.min(limit, 2)
+    const page = this.#storage.allocations
+      .filter((a) => a.sku === product.sku && a.status === 'backordered' && a.qty <= maxQty && a.id > after)
+      .sort((a, b) => a.id - b.id)
+      .slice(0, size)
+    const loaded = this.loaded.get(product)
+    for (const row of page) {
+      if (product.lines.has(row.orderid)) continue
+      product.lines.set(row.orderid, toLine(row))
+      loaded?.orderids.add(row.orderid)
+    }
+    return page.length === size ? (page.at(-1)?.id ?? null) : null
   }
 
   /** Applies the product's changes to `target`, refusing them if the version moved meanwhile. */
@@ -102,15 +141,19 @@ class FakeProductStore implements ProductStore {
       const { ref, sku, eta, seq, purchasedQuantity: purchased, allocatedQuantity: allocated } = b
       target.batches.set(ref, { ref, sku, eta, seq, purchased, allocated })
     }
-    target.allocations = target.allocations.filter(
-      (a) => a.sku !== product.sku || !before.orderids.has(a.orderid) || product.allocations.has(a.orderid),
-    )
-    for (const { line, batchref } of product.allocations.values()) {
+    target.allocations = target.allocations.flatMap((a) => {
+      if (a.sku !== product.sku || !before.orderids.has(a.orderid)) return [a]
+      const now = product.lines.get(a.orderid)
+      return now
+        ? [{ ...a, qty: now.line.qty, status: now.status, batchref: now.batchref, expiresAt: now.expiresAt }]
+        : []
+    })
+    for (const { line, status, batchref, expiresAt } of product.lines.values()) {
       if (before.orderids.has(line.orderid)) continue
       if (target.allocations.some((a) => a.sku === line.sku && a.orderid === line.orderid)) {
         throw new ConcurrencyConflict(`Order ${line.orderid} of ${line.sku} allocated concurrently`)
       }
-      target.allocations.push({ id: target.nextId++, ...line, batchref })
+      target.allocations.push({ id: target.nextId++, ...line, status, batchref, expiresAt })
     }
   }
 }
@@ -199,8 +242,34 @@ export class FakeLogger implements Logger {
   }
 }
 
+/** A clock the test moves by hand. */
+export class FakeClock implements Clock {
+  time = Date.parse('2026-11-25T10:00:00Z')
+  now(): number {
+    return this.time
+  }
+  advance(seconds: number): void {
+    this.time += seconds * 1000
+  }
+}
+
+export class FakeExpiredHolds implements ExpiredHolds {
+  readonly #storage: FakeStorage
+  constructor(storage: FakeStorage) {
+    this.#storage = storage
+  }
+  async due(now: number, limit: number) {
+    return this.#storage.allocations
+      .filter((a) => a.status === 'held' && (a.expiresAt ?? 0) <= now)
+      .sort((a, b) => (a.expiresAt ?? 0) - (b.expiresAt ?? 0))
+      .slice(0, limit)
+      .map(({ orderid, sku }) => ({ orderid, sku }))
+  }
+}
+
 const noViews: ReadViews = {
   allocations: async () => [],
+  order: async () => [],
   batch: async () => undefined,
   product: async () => undefined,
   events: async () => [],
@@ -211,6 +280,7 @@ export type TestApp = Service & {
   notifications: FakeNotifications
   publisher: FakePublisher
   logger: FakeLogger
+  clock: FakeClock
   /** The events committed so far, in commit order. */
   events(): DomainEvent[]
 }
@@ -221,7 +291,10 @@ export function bootstrapTestApp(): TestApp {
   const notifications = new FakeNotifications()
   const publisher = new FakePublisher()
   const logger = new FakeLogger()
+  const clock = new FakeClock()
   const service = bootstrap(loadConfig({}), {
+    clock,
+    expiredHolds: new FakeExpiredHolds(storage),
     startUnitOfWork: async () => new FakeUnitOfWork(storage),
     outbox: new FakeOutbox(storage),
     notifications,
@@ -235,6 +308,7 @@ export function bootstrapTestApp(): TestApp {
     notifications,
     publisher,
     logger,
+    clock,
     events: () => storage.outbox.map((e) => e.event),
   }
 }

@@ -42,7 +42,7 @@ describe('allocate', () => {
     const app = bootstrapTestApp()
     await app.bus.handle({ type: 'CreateBatch', ref: 'batch1', sku: 'COMPLICATED-LAMP', qty: 100, eta: null })
     const result = await app.bus.handle({ type: 'Allocate', orderid: 'o1', sku: 'COMPLICATED-LAMP', qty: 10 })
-    expect(result).toEqual({ batchref: 'batch1' })
+    expect(result).toEqual({ status: 'allocated', batchref: 'batch1', eta: null, expiresAt: null })
     expect(app.storage.batches.get('batch1')?.allocated).toBe(10)
   })
 
@@ -66,7 +66,7 @@ describe('allocate', () => {
     const app = bootstrapTestApp()
     await app.bus.handle({ type: 'CreateBatch', ref: 'b1', sku: 'POPULAR-CURTAINS', qty: 9, eta: null })
     const result = await app.bus.handle({ type: 'Allocate', orderid: 'o1', sku: 'POPULAR-CURTAINS', qty: 10 })
-    expect(result).toEqual({ batchref: null })
+    expect(result).toEqual({ status: 'out_of_stock', batchref: null, eta: null, expiresAt: null })
     expect(app.notifications.sent.map((n) => n.subject)).toEqual(['Out of stock for POPULAR-CURTAINS'])
   })
 
@@ -76,7 +76,7 @@ describe('allocate', () => {
     await app.bus.handle({ type: 'CreateBatch', ref: 'b2', sku: 'LAMP', qty: 100, eta: '2026-12-01' })
     const line = { type: 'Allocate', orderid: 'o1', sku: 'LAMP', qty: 60 } as const
     await app.bus.handle(line)
-    expect(await app.bus.handle(line)).toEqual({ batchref: 'b1' })
+    expect(await app.bus.handle(line)).toMatchObject({ status: 'allocated', batchref: 'b1' })
     expect(app.storage.batches.get('b1')?.allocated).toBe(60)
     expect(app.storage.batches.get('b2')?.allocated).toBe(0)
     expect(app.events().filter((e) => e.type === 'Allocated')).toHaveLength(1)
@@ -106,7 +106,10 @@ describe('deallocate', () => {
     const app = bootstrapTestApp()
     await app.bus.handle({ type: 'CreateBatch', ref: 'b1', sku: 'LAMP', qty: 100, eta: null })
     await app.bus.handle({ type: 'Allocate', orderid: 'o1', sku: 'LAMP', qty: 10 })
-    expect(await app.bus.handle({ type: 'Deallocate', orderid: 'o1', sku: 'LAMP' })).toEqual({ batchref: 'b1' })
+    expect(await app.bus.handle({ type: 'Deallocate', orderid: 'o1', sku: 'LAMP' })).toEqual({
+      status: 'allocated',
+      batchref: 'b1',
+    })
     expect(app.storage.batches.get('b1')?.allocated).toBe(0)
     expect(app.storage.allocations).toEqual([])
   })
@@ -155,13 +158,16 @@ describe('changeBatchQuantity', () => {
     expect(where).toEqual({ o1: 'batch1', o2: 'batch1', o3: 'batch2', o4: 'batch2', o5: 'batch2' })
   })
 
-  it('ends a reallocation that finds no batch out of stock, never silently dropped', async () => {
+  it('keeps a moved line that no batch can take as a backorder, never silently dropped', async () => {
     const app = bootstrapTestApp()
     await app.bus.handle({ type: 'CreateBatch', ref: 'batch1', sku: 'RARE-VASE', qty: 10, eta: null })
     await app.bus.handle({ type: 'Allocate', orderid: 'o1', sku: 'RARE-VASE', qty: 6 })
     await app.bus.handle({ type: 'ChangeBatchQuantity', ref: 'batch1', qty: 4 })
-    expect(app.storage.allocations).toEqual([])
-    expect(app.events().at(-1)).toEqual({ type: 'OutOfStock', orderid: 'o1', sku: 'RARE-VASE', qty: 6 })
+    expect(app.storage.allocations).toMatchObject([{ orderid: 'o1', status: 'backordered', batchref: null }])
+    expect(app.events().slice(-2)).toEqual([
+      { type: 'Backordered', orderid: 'o1', sku: 'RARE-VASE', qty: 6 },
+      { type: 'OutOfStock', orderid: 'o1', sku: 'RARE-VASE', qty: 6 },
+    ])
     expect(app.notifications.sent.map((n) => n.subject)).toEqual(['Out of stock for RARE-VASE'])
   })
 

@@ -1,8 +1,8 @@
 import { type Kysely, sql } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import type { DomainEvent } from '../../domain/events.ts'
-import { type Allocation, Batch, Product } from '../../domain/model.ts'
-import { ConcurrencyConflict, type LoadOptions, type StoredEvent } from '../../service-layer/ports.ts'
+import { Batch, type LineState, type LineStatus, Product } from '../../domain/model.ts'
+import { ConcurrencyConflict, type LoadOptions, type StoredEvent, type WaitingPage } from '../../service-layer/ports.ts'
 import type { ProductStore } from '../../service-layer/tracking-repository.ts'
 import type { BatchRow, ProductCache } from './product-cache.ts'
 import { saveStatement } from './save-statement.ts'
@@ -11,11 +11,22 @@ import type { Schema } from './schema.ts'
 /** The database or a transaction on it. */
 export type Executor = Kysely<Schema>
 
+/** A line row as loaded: `ref` is its batch's, `expires_ms` epoch milliseconds. */
+type LineRow = Readonly<{
+  id: number
+  orderid: string
+  qty: number
+  status: LineStatus
+  ref: string | null
+  expires_ms: number | null
+}>
+
 /** What a product looked like when loaded: the writes at commit are the difference. */
 type Snapshot = Readonly<{
   versionNumber: number
   batches: ReadonlyMap<string, BatchRow>
-  allocations: ReadonlySet<string>
+  /** The stored lines loaded, by orderid; the backorder queue adds to it while filling. */
+  lines: Map<string, LineState>
   /** Lines assumed unallocated without reading them; the save checks it. */
   assumedNew: readonly string[]
 }>
@@ -63,29 +74,49 @@ export class PgProductStore implements ProductStore {
         jsonArrayFrom(
           eb
             .selectFrom('allocations as a')
-            .innerJoin('batches as b', 'b.id', 'a.batch_id')
-            .select(['a.id', 'a.orderid', 'a.qty', 'b.ref'])
+            .leftJoin('batches as b', 'b.id', 'a.batch_id')
+            .select(['a.id', 'a.orderid', 'a.qty', 'a.status', 'b.ref', expiresMs])
             .whereRef('a.sku', '=', 'p.sku')
             .where('a.orderid', '=', sql<string>`any(${[...orderids, ...newLines]}::text[])`)
             .orderBy('a.id'),
-        ).as('allocations'),
+        ).as('lines'),
       ])
       .where('p.sku', '=', sku)
       .executeTakeFirst()
     if (!row) return undefined
     const covering = excessOf ? await latestCovering(db, excessOf.ref, excessOf.qty) : []
-    const allocations: Allocation[] = [...row.allocations, ...covering]
-      .sort((a, b) => a.id - b.id)
-      .map((a) => ({ line: { orderid: a.orderid, sku, qty: a.qty }, batchref: a.ref }))
+    const lines = [...(row.lines as LineRow[]), ...covering].sort((a, b) => a.id - b.id).map((a) => toLineState(sku, a))
     this.#cache.set(sku, { versionNumber: row.version_number, batches: row.batches })
-    return this.#product(sku, row.version_number, row.batches, allocations, [])
+    return this.#product(sku, row.version_number, row.batches, lines, [])
+  }
+
+  async loadWaiting(product: Product, { after, maxQty, limit }: WaitingPage): Promise<number | null> {
+    const db = await this.#executor()
+    const rows = await db
+      .selectFrom('allocations')
+      .select(['id', 'orderid', 'qty'])
+      .where('sku', '=', product.sku)
+      .where('status', '=', sql.lit('backordered'))
+      .where('qty', '<=', maxQty)
+      .where('id', '>', after)
+      .orderBy('id')
+      .limit(limit)
+      .execute()
+    const snapshot = this.#snapshots.get(product)
+    for (const row of rows) {
+      if (product.lines.has(row.orderid)) continue
+      const line = toLineState(product.sku, { ...row, status: 'backordered', ref: null, expires_ms: null })
+      product.lines.set(row.orderid, line)
+      snapshot?.lines.set(row.orderid, line)
+    }
+    return rows.length === limit ? (rows.at(-1)?.id ?? null) : null
   }
 
   #product(
     sku: string,
     versionNumber: number,
     batches: readonly BatchRow[],
-    allocations: Allocation[],
+    lines: LineState[],
     assumedNew: readonly string[],
   ): Product {
     const product = new Product({
@@ -102,12 +133,12 @@ export class PgProductStore implements ProductStore {
             allocatedQuantity: b.allocated,
           }),
       ),
-      allocations,
+      lines,
     })
     this.#snapshots.set(product, {
       versionNumber,
       batches: new Map(batches.map((b) => [b.ref, b])),
-      allocations: new Set(allocations.map((a) => a.line.orderid)),
+      lines: new Map(lines.map((l) => [l.line.orderid, l])),
       assumedNew,
     })
     return product
@@ -136,7 +167,7 @@ export class PgProductStore implements ProductStore {
     if (unchanged && product.events.length === 0 && messageIds.length === 0) return []
     if (!before) {
       await db.insertInto('products').values({ sku, version_number: 0 }).execute()
-      before = { versionNumber: 0, batches: new Map(), allocations: new Set(), assumedNew: [] }
+      before = { versionNumber: 0, batches: new Map(), lines: new Map(), assumedNew: [] }
     }
     const batchIds = new Map([...before.batches].map(([ref, b]) => [ref, b.id]))
     for (const batch of product.batches.filter((b) => !before.batches.has(b.ref))) {
@@ -161,7 +192,20 @@ export class PgProductStore implements ProductStore {
         ? [{ id: old.id, purchased: b.purchasedQuantity, allocated: b.allocatedQuantity, eta: b.eta }]
         : []
     })
-    const added = [...product.allocations.values()].filter((a) => !before.allocations.has(a.line.orderid))
+    const current = [...product.lines.values()]
+    const added = current.filter((l) => !before.lines.has(l.line.orderid))
+    const changed = current.filter((l) => {
+      const old = before.lines.get(l.line.orderid)
+      return (
+        old &&
+        (old.line.qty !== l.line.qty ||
+          old.status !== l.status ||
+          old.batchref !== l.batchref ||
+          old.expiresAt !== l.expiresAt)
+      )
+    })
+    const batchIdOf = (l: LineState) => (l.batchref === null ? null : (batchIds.get(l.batchref) ?? null))
+    const expiryOf = (l: LineState) => (l.expiresAt === null ? null : new Date(l.expiresAt).toISOString())
     const { rows } = await saveStatement({
       sku,
       from: before.versionNumber,
@@ -170,10 +214,17 @@ export class PgProductStore implements ProductStore {
       purchased: changedBatches.map((b) => b.purchased),
       allocated: changedBatches.map((b) => b.allocated),
       etas: changedBatches.map((b) => b.eta),
-      removed: [...before.allocations].filter((orderid) => !product.allocations.has(orderid)),
-      addedOrderids: added.map((a) => a.line.orderid),
-      addedQtys: added.map((a) => a.line.qty),
-      addedBatchIds: added.map((a) => batchIds.get(a.batchref)),
+      removed: [...before.lines.keys()].filter((orderid) => !product.lines.has(orderid)),
+      changedOrderids: changed.map((l) => l.line.orderid),
+      changedQtys: changed.map((l) => l.line.qty),
+      changedStatuses: changed.map((l) => l.status),
+      changedBatchIds: changed.map(batchIdOf),
+      changedExpiries: changed.map(expiryOf),
+      addedOrderids: added.map((l) => l.line.orderid),
+      addedQtys: added.map((l) => l.line.qty),
+      addedStatuses: added.map((l) => l.status),
+      addedBatchIds: added.map(batchIdOf),
+      addedExpiries: added.map(expiryOf),
       eventTypes: events.map((e) => e.type),
       eventPayloads: events.map((e) => JSON.stringify(e)),
       messageIds,
@@ -203,8 +254,20 @@ export class PgProductStore implements ProductStore {
   }
 }
 
-/** The newest allocations of batch `ref` that together cover what it holds beyond `qty`, and no more. */
-function latestCovering(db: Executor, ref: string, qty: number) {
+const expiresMs = sql<number | null>`(extract(epoch from a.expires_at) * 1000)::float8`.as('expires_ms')
+
+function toLineState(sku: string, row: LineRow): LineState {
+  return {
+    line: { orderid: row.orderid, sku, qty: row.qty },
+    status: row.status,
+    batchref: row.ref,
+    expiresAt: row.expires_ms === null ? null : Math.round(row.expires_ms),
+    accepted: row.id,
+  }
+}
+
+/** The newest lines on batch `ref` (allocated or held) that together cover what it holds beyond `qty`, and no more. */
+function latestCovering(db: Executor, ref: string, qty: number): Promise<LineRow[]> {
   return db
     .selectFrom((eb) =>
       eb
@@ -214,13 +277,15 @@ function latestCovering(db: Executor, ref: string, qty: number) {
           'a.id',
           'a.orderid',
           'a.qty',
+          'a.status',
           'b.ref',
+          expiresMs,
           sql<number>`b.allocated - ${qty} - sum(a.qty) over (order by a.id desc) + a.qty`.as('excess_before'),
         ])
         .where('b.ref', '=', ref)
         .as('newest_first'),
     )
-    .select(['id', 'orderid', 'qty', 'ref'])
+    .select(['id', 'orderid', 'qty', 'status', 'ref', 'expires_ms'])
     .where('excess_before', '>', 0)
     .execute()
 }

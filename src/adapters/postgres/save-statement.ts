@@ -13,9 +13,16 @@ export function saveStatement(p: {
   allocated: number[]
   etas: Array<string | null>
   removed: string[]
+  changedOrderids: string[]
+  changedQtys: number[]
+  changedStatuses: string[]
+  changedBatchIds: Array<number | null>
+  changedExpiries: Array<string | null>
   addedOrderids: string[]
   addedQtys: number[]
-  addedBatchIds: Array<number | undefined>
+  addedStatuses: string[]
+  addedBatchIds: Array<number | null>
+  addedExpiries: Array<string | null>
   eventTypes: string[]
   eventPayloads: string[]
   messageIds: readonly string[]
@@ -38,11 +45,24 @@ export function saveStatement(p: {
       delete from allocations
       where sku = ${p.sku} and orderid = any(${p.removed}::text[]) and exists (select from version)
     ),
+    changed_lines as (
+      update allocations set qty = u.qty, status = u.status, batch_id = u.batch_id, expires_at = u.expires_at
+      from unnest(
+        ${p.changedOrderids}::text[], ${p.changedQtys}::int[], ${p.changedStatuses}::text[],
+        ${p.changedBatchIds}::bigint[], ${p.changedExpiries}::timestamptz[]
+      ) as u(orderid, qty, status, batch_id, expires_at)
+      where allocations.sku = ${p.sku} and allocations.orderid = u.orderid
+        and allocations.orderid = any(${p.changedOrderids}::text[]) and exists (select from version)
+    ),
     added as (
-      insert into allocations (orderid, sku, qty, batch_id)
-      select u.orderid, ${p.sku}, u.qty, u.batch_id
-      from unnest(${p.addedOrderids}::text[], ${p.addedQtys}::int[], ${p.addedBatchIds}::bigint[]) as u(orderid, qty, batch_id)
+      insert into allocations (orderid, sku, qty, status, batch_id, expires_at)
+      select u.orderid, ${p.sku}, u.qty, u.status, u.batch_id, u.expires_at
+      from unnest(
+        ${p.addedOrderids}::text[], ${p.addedQtys}::int[], ${p.addedStatuses}::text[], ${p.addedBatchIds}::bigint[],
+        ${p.addedExpiries}::timestamptz[]
+      ) with ordinality as u(orderid, qty, status, batch_id, expires_at, n)
       where exists (select from version)
+      order by u.n
     ),
     events as (
       insert into outbox (sku, type, payload)

@@ -20,7 +20,11 @@ export interface AllocationsTable {
   orderid: string
   sku: string
   qty: number
-  batch_id: number
+  /** `null` while backordered. */
+  batch_id: number | null
+  status: Generated<'allocated' | 'held' | 'backordered'>
+  /** Set only while held. */
+  expires_at: Date | null
 }
 
 export interface OutboxTable {

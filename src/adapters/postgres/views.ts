@@ -1,5 +1,12 @@
 import { sql } from 'kysely'
-import type { AllocationView, BatchView, ProductView, ReadViews, StoredEvent } from '../../service-layer/ports.ts'
+import type {
+  AllocationView,
+  BatchView,
+  LineView,
+  ProductView,
+  ReadViews,
+  StoredEvent,
+} from '../../service-layer/ports.ts'
 import type { Database } from './database.ts'
 import { toStoredEvent } from './outbox.ts'
 
@@ -17,9 +24,31 @@ export class PgViews implements ReadViews {
         .innerJoin('batches as b', 'b.id', 'a.batch_id')
         .select(['a.sku', 'b.ref as batchref', 'a.qty'])
         .where('a.orderid', '=', orderid)
+        .where('a.status', '=', 'allocated')
         .orderBy('a.id')
         .execute(),
     )
+  }
+
+  async order(orderid: string): Promise<LineView[]> {
+    const rows = await this.#read((db) =>
+      db
+        .selectFrom('allocations as a')
+        .leftJoin('batches as b', 'b.id', 'a.batch_id')
+        .select([
+          'a.orderid',
+          'a.sku',
+          'a.qty',
+          'a.status',
+          'b.ref as batchref',
+          'b.eta',
+          sql<string | null>`to_char(a.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`.as('expiresAt'),
+        ])
+        .where('a.orderid', '=', orderid)
+        .orderBy('a.id')
+        .execute(),
+    )
+    return rows.map((row) => ({ ...row, batchref: row.batchref ?? null, eta: row.eta ?? null }))
   }
 
   async batch(ref: string): Promise<BatchView | undefined> {
@@ -32,6 +61,25 @@ export class PgViews implements ReadViews {
       this.#batches(db).where('sku', '=', sku).orderBy(sql`eta asc nulls first`).orderBy('id').execute(),
     )
     if (rows.length === 0) return undefined
+    // One sum per partial index (waiting lines, holds): neither reads the sku's allocated history.
+    const waiting = await this.#read((db) =>
+      db
+        .selectNoFrom((eb) => [
+          eb
+            .selectFrom('allocations')
+            .select(sql<number>`coalesce(sum(qty), 0)::int`.as('qty'))
+            .where('sku', '=', sku)
+            .where('status', '=', sql.lit('backordered'))
+            .as('backordered'),
+          eb
+            .selectFrom('allocations')
+            .select(sql<number>`coalesce(sum(qty), 0)::int`.as('qty'))
+            .where('sku', '=', sku)
+            .where('status', '=', sql.lit('held'))
+            .as('held'),
+        ])
+        .executeTakeFirstOrThrow(),
+    )
     const batches = rows.map(toBatchView)
     const sum = (pick: (b: BatchView) => number) => batches.reduce((total, b) => total + pick(b), 0)
     return {
@@ -41,6 +89,8 @@ export class PgViews implements ReadViews {
         purchased: sum((b) => b.purchased),
         allocated: sum((b) => b.allocated),
         available: sum((b) => b.available),
+        backordered: Number(waiting.backordered ?? 0),
+        held: Number(waiting.held ?? 0),
       },
     }
   }

@@ -1,14 +1,21 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifySchemaValidationError } from 'fastify'
-import { BatchConflict, InvalidSku, LineConflict, NotAllocated, UnknownBatch } from '../../domain/errors.ts'
+import {
+  BatchConflict,
+  HoldWithBackorder,
+  InvalidSku,
+  LineConflict,
+  NotAllocated,
+  UnknownBatch,
+} from '../../domain/errors.ts'
 import { ConcurrencyConflict } from '../../service-layer/ports.ts'
 import type { ErrorBody } from './schemas.ts'
 
-/** A GET of an order without allocations; not a domain failure, so it lives here. */
+/** A GET of an order without allocations (or without lines); not a domain failure, so it lives here. */
 export class UnknownOrder extends Error {
   override readonly name = 'UnknownOrder'
-  constructor(orderid: string) {
-    super(`Order ${orderid} has no allocations`)
+  constructor(orderid: string, what: 'allocations' | 'lines' = 'allocations') {
+    super(`Order ${orderid} has no ${what}`)
   }
 }
 
@@ -38,6 +45,7 @@ type Rule = Readonly<{ status: number; code: string; message?: string }>
  */
 const rules: ReadonlyArray<readonly [ErrorClass | string, Rule]> = [
   [InvalidSku, { status: 400, code: 'invalid_sku' }],
+  [HoldWithBackorder, { status: 400, code: 'validation_failed' }],
   [UnknownBatch, { status: 404, code: 'unknown_batch' }],
   [NotAllocated, { status: 404, code: 'not_allocated' }],
   [UnknownOrder, { status: 404, code: 'unknown_order' }],

@@ -1,9 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Service } from '../../bootstrap.ts'
 import { InvalidSku, NotAllocated, UnknownBatch } from '../../domain/errors.ts'
-import { LineOutOfStock, UnknownProduct } from './errors.ts'
+import { LineOutOfStock, UnknownOrder, UnknownProduct } from './errors.ts'
 import {
-  AllocatedLine,
   Availability,
   AvailabilityQuery,
   Batch,
@@ -14,9 +13,12 @@ import {
   EventsQuery,
   errorResponses,
   Health,
+  Line,
   LineParams,
+  NewAllocation,
   NewBatch,
-  NewLine,
+  Order,
+  OrderParams,
   Product,
   RefParams,
   SkuParams,
@@ -91,7 +93,7 @@ export function resourceRoutes({ bus, views, availability }: Service): FastifyPl
         // The bus has reallocated every moved line before answering, so the views show where each went.
         const moved = await Promise.all(
           deallocated.map(async ({ orderid, sku, qty }) => {
-            const now = (await views.allocations(orderid)).find((a) => a.sku === sku)
+            const now = (await views.order(orderid)).find((l) => l.sku === sku)
             return { orderid, sku, qty, batchref: now?.batchref ?? null }
           }),
         )
@@ -104,19 +106,46 @@ export function resourceRoutes({ bus, views, availability }: Service): FastifyPl
       {
         schema: {
           tags: ['allocations'],
-          summary: 'Allocate an order line; 409 out_of_stock when no batch can take it',
-          body: NewLine,
-          response: { 201: AllocatedLine, ...errorResponses(400, 409, 413, 415) },
+          summary:
+            'Allocate an order line (201), hold it for a checkout (holdSeconds, 201) or keep it waiting for ' +
+            'stock (backorder, 202); 409 out_of_stock when no batch can take it and it may not wait',
+          body: NewAllocation,
+          response: { 201: Line, 202: Line, ...errorResponses(400, 409, 413, 415) },
         },
       },
       async (request, reply) => {
-        const { orderid, sku, qty } = request.body
-        const { batchref } = await bus.handle({ type: 'Allocate', orderid, sku, qty })
-        if (batchref === null) throw new LineOutOfStock(orderid, sku, qty)
+        const { orderid, sku, qty, backorder = false, holdSeconds = null } = request.body
+        const { status, batchref, eta, expiresAt } = await bus.handle({
+          type: 'Allocate',
+          orderid,
+          sku,
+          qty,
+          backorder,
+          holdSeconds,
+        })
+        if (status === 'out_of_stock') throw new LineOutOfStock(orderid, sku, qty)
         return reply
-          .code(201)
-          .header('location', `/allocations/${encodeURIComponent(orderid)}`)
-          .send({ orderid, sku, qty, batchref })
+          .code(status === 'backordered' ? 202 : 201)
+          .header('location', `/orders/${encodeURIComponent(orderid)}`)
+          .send({ orderid, sku, qty, status, batchref, eta, expiresAt })
+      },
+    )
+
+    app.get(
+      '/orders/:orderid',
+      {
+        schema: {
+          tags: ['allocations'],
+          summary: "An order's lines in every state (allocated, held, backordered); 404 when it has none",
+          params: OrderParams,
+          response: { 200: Order, ...errorResponses(400, 404) },
+        },
+      },
+      async (request) => {
+        const { orderid } = request.params
+        const lines = await views.order(orderid)
+        if (lines.length === 0) throw new UnknownOrder(orderid, 'lines')
+        return { orderid, lines }
       },
     )
 
@@ -125,7 +154,7 @@ export function resourceRoutes({ bus, views, availability }: Service): FastifyPl
       {
         schema: {
           tags: ['allocations'],
-          summary: 'Deallocate an order line; 404 when it is not allocated (the sku included)',
+          summary: 'End an order line in any state (allocated, held, backordered); 404 when there is none',
           params: LineParams,
           response: { 204: Deallocated, ...errorResponses(400, 404) },
         },
@@ -148,7 +177,7 @@ export function resourceRoutes({ bus, views, availability }: Service): FastifyPl
       {
         schema: {
           tags: ['products'],
-          summary: 'Stock of a sku: its batches in allocation order, and totals',
+          summary: 'Stock of a sku: its batches in allocation order, and totals (with the qty held and waiting)',
           params: SkuParams,
           response: { 200: Product, ...errorResponses(400, 404) },
         },

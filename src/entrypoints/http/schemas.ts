@@ -59,6 +59,30 @@ export function errorResponses<const S extends number>(...statuses: S[]): Record
 
 export const NewBatch = closed({ ref: Ref, sku: Sku, qty: Qty, eta: Eta })
 export const NewLine = closed({ orderid: Orderid, sku: Sku, qty: Qty })
+
+export const MAX_HOLD_SECONDS = 86_400
+
+/** The resource API's line: the book's three fields, and how to treat it when no batch can take it now. */
+export const NewAllocation = closed({
+  orderid: Orderid,
+  sku: Sku,
+  qty: Qty,
+  backorder: Type.Optional(
+    Type.Boolean({
+      default: false,
+      description: 'Keep the line waiting (202, status backordered) when no batch can take it, instead of a 409',
+    }),
+  ),
+  holdSeconds: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: MAX_HOLD_SECONDS,
+      description:
+        'Hold the stock for a checkout for this many seconds (1 to 86400); sending the line again without it ' +
+        'confirms the hold, with it extends the hold. Not together with backorder: true',
+    }),
+  ),
+})
 export const BatchQuantity = closed({ qty: Qty })
 export const BatchEta = closed({ eta: Eta })
 export const BatchChange = Type.Object(
@@ -115,7 +139,13 @@ export const Batch = Type.Object({
 export const Product = Type.Object({
   sku: Sku,
   batches: Type.Array(Batch, { description: 'In allocation preference order' }),
-  totals: Type.Object({ purchased: Count, allocated: Count, available: Type.Integer() }),
+  totals: Type.Object({
+    purchased: Count,
+    allocated: Count,
+    available: Type.Integer(),
+    backordered: Type.Integer({ minimum: 0, description: 'Qty of the lines waiting for stock' }),
+    held: Type.Integer({ minimum: 0, description: 'Qty on holds; part of allocated' }),
+  }),
 })
 
 export const AllocationsQuery = closed({
@@ -126,7 +156,36 @@ export const AllocationsQuery = closed({
 // added on request.
 export const Allocations = Type.Array(Type.Object({ sku: Sku, batchref: Batchref, qty: Type.Optional(Qty) }))
 
-export const AllocatedLine = Type.Object({ orderid: Orderid, sku: Sku, qty: Qty, batchref: Batchref })
+const LineStatus = Type.Union([Type.Literal('allocated'), Type.Literal('held'), Type.Literal('backordered')], {
+  description: 'allocated: served by a batch; held: reserved until expiresAt; backordered: waiting for stock',
+})
+
+/** A line in any state, as every route of the resource API shows it. */
+export const Line = Type.Object({
+  orderid: Orderid,
+  sku: Sku,
+  qty: Qty,
+  status: LineStatus,
+  batchref: Type.Unsafe<string | null>({
+    type: ['string', 'null'],
+    description: 'Reference of the batch serving the line; `null` when backordered',
+  }),
+  eta: Type.Unsafe<string | null>({
+    type: ['string', 'null'],
+    format: 'date',
+    description: "The arrival date of the line's batch; `null` for warehouse stock and when backordered",
+  }),
+  expiresAt: Type.Unsafe<string | null>({
+    type: ['string', 'null'],
+    format: 'date-time',
+    description: 'When a hold ends, ISO 8601 UTC; `null` unless held',
+  }),
+})
+
+export const Order = Type.Object({
+  orderid: Orderid,
+  lines: Type.Array(Line, { description: 'In the order the lines were made' }),
+})
 
 /** Book compatibility: `batchref` is `null` when the line is out of stock. */
 export const AllocateAnswer = Type.Object({ batchref: NullableBatchref })
@@ -156,12 +215,22 @@ export const Events = Type.Object({
         reason: Type.Union([Type.Literal('requested'), Type.Literal('batch-shrunk')]),
       }),
       event('OutOfStock', { orderid: Orderid, sku: Sku, qty: Qty }),
+      event('Backordered', { orderid: Orderid, sku: Sku, qty: Qty }),
+      event('Held', { orderid: Orderid, sku: Sku, qty: Qty, batchref: Batchref, expiresAt: Type.String() }),
+      event('HoldReleased', {
+        orderid: Orderid,
+        sku: Sku,
+        qty: Qty,
+        batchref: Batchref,
+        reason: Type.Union([Type.Literal('expired'), Type.Literal('cancelled'), Type.Literal('batch-shrunk')]),
+      }),
+      event('BackorderCancelled', { orderid: Orderid, sku: Sku, qty: Qty }),
     ]),
   ),
   next: Type.Integer({ minimum: 0, description: 'Pass as `after` to read on' }),
 })
 
-export const Deallocated = Type.Null({ description: 'Deallocated; no body' })
+export const Deallocated = Type.Null({ description: 'The line ended; no body' })
 
 export const Health = Type.Object({ status: Type.Literal('ok') })
 

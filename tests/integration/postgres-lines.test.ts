@@ -1,0 +1,201 @@
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { pgUnitOfWork } from '../../src/adapters/postgres/unit-of-work.ts'
+import type { Service } from '../../src/bootstrap.ts'
+import type { Clock } from '../../src/service-layer/ports.ts'
+import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
+import { type Mode, modes, openTestDatabase, serviceOn, type TestDatabase } from './support.ts'
+
+/** Time that the test moves: holds expire when it says so. */
+const clock: Clock & { time: number } = {
+  time: Date.parse('2026-11-25T10:00:00.000Z'),
+  now: () => clock.time,
+}
+
+describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
+  let test: TestDatabase | null
+  let service: Service
+
+  beforeAll(async () => {
+    test = await openTestDatabase(mode)
+    if (test) service = serviceOn(test.database, { clock })
+  })
+  afterAll(async () => test?.drop())
+
+  const events = (sku: string, type: string) =>
+    test?.database.db
+      .selectFrom('outbox')
+      .select('payload')
+      .where('sku', '=', sku)
+      .where('type', '=', type)
+      .orderBy('id')
+      .execute()
+      .then((rows) => rows.map((r) => r.payload as { orderid: string; reason?: string }))
+
+  it('stores each state and loads it back as it was', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [sku, ref] = [randomSku(), randomBatchref()]
+    const [allocated, held, waiting] = [randomOrderid('a'), randomOrderid('h'), randomOrderid('w')]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10, eta: '2027-01-05' })
+    await service.bus.handle({ type: 'Allocate', orderid: allocated, sku, qty: 4 })
+    await service.bus.handle({ type: 'Allocate', orderid: held, sku, qty: 5, holdSeconds: 90 })
+    await service.bus.handle({ type: 'Allocate', orderid: waiting, sku, qty: 7, backorder: true })
+
+    const uow = await pgUnitOfWork(test.database)()
+    const product = await uow.products.get(sku, { orderids: [allocated, held, waiting] })
+    await uow.close()
+    const expiresAt = clock.time + 90_000
+    expect([...(product?.lines.values() ?? [])].map(({ accepted: _, ...line }) => line)).toEqual([
+      { line: { orderid: allocated, sku, qty: 4 }, status: 'allocated', batchref: ref, expiresAt: null },
+      { line: { orderid: held, sku, qty: 5 }, status: 'held', batchref: ref, expiresAt },
+      { line: { orderid: waiting, sku, qty: 7 }, status: 'backordered', batchref: null, expiresAt: null },
+    ])
+    expect(await service.views.order(held)).toEqual([
+      {
+        orderid: held,
+        sku,
+        qty: 5,
+        status: 'held',
+        batchref: ref,
+        eta: '2027-01-05',
+        expiresAt: new Date(expiresAt).toISOString(),
+      },
+    ])
+    expect(await service.views.order(waiting)).toEqual([
+      { orderid: waiting, sku, qty: 7, status: 'backordered', batchref: null, eta: null, expiresAt: null },
+    ])
+    expect(await service.views.allocations(held)).toEqual([])
+    expect((await service.views.product(sku))?.totals).toEqual({
+      purchased: 10,
+      allocated: 9,
+      available: 1,
+      backordered: 7,
+      held: 5,
+    })
+  })
+
+  it('refuses in the database a line whose state and batch disagree, and a batch allocated beyond its stock', async (ctx) => {
+    if (!test) return ctx.skip()
+    const db = test.database.db
+    const [sku, ref] = [randomSku(), randomBatchref()]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10, eta: null })
+    const batch = await db.selectFrom('batches').select('id').where('ref', '=', ref).executeTakeFirstOrThrow()
+    const insert = (status: 'allocated' | 'held' | 'backordered', batchId: number | null, expires: Date | null) =>
+      db
+        .insertInto('allocations')
+        .values({ orderid: randomOrderid(), sku, qty: 1, status, batch_id: batchId, expires_at: expires })
+        .execute()
+    await expect(insert('backordered', batch.id, null)).rejects.toThrow(/allocations_state_check/)
+    await expect(insert('held', batch.id, null)).rejects.toThrow(/allocations_state_check/)
+    await expect(insert('allocated', null, null)).rejects.toThrow(/allocations_state_check/)
+    await expect(insert('backordered', null, new Date())).rejects.toThrow(/allocations_state_check/)
+    await expect(db.updateTable('batches').set({ allocated: 11 }).where('ref', '=', ref).execute()).rejects.toThrow(
+      /batches_allocated_within_purchased/,
+    )
+  })
+
+  it('fills the waiting lines that fit, oldest first, when a batch arrives, passing over one too large', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [sku, first] = [randomSku(), randomBatchref()]
+    await service.bus.handle({ type: 'CreateBatch', ref: first, sku, qty: 1, eta: null })
+    const orderids = Array.from({ length: 5 }, (_, i) => randomOrderid(`w${i}`))
+    const qtys = [3, 9, 3, 3, 2]
+    for (const [i, orderid] of orderids.entries()) {
+      await service.bus.handle({ type: 'Allocate', orderid, sku, qty: qtys[i] ?? 1, backorder: true })
+    }
+    test.statements.length = 0
+    const second = randomBatchref()
+    await service.bus.handle({ type: 'CreateBatch', ref: second, sku, qty: 8, eta: '2027-01-05' })
+    const states = await Promise.all(orderids.map(async (o) => (await service.views.order(o))[0]?.status))
+    expect(states).toEqual(['allocated', 'backordered', 'allocated', 'backordered', 'allocated'])
+    expect((await events(sku, 'Allocated'))?.map((e) => e.orderid)).toEqual([orderids[0], orderids[2], orderids[4]])
+    // The queue is read by qty: only lines that can fit, never the whole queue or the sku's history.
+    expect(test.statements.some((s) => s.includes(`"status" = 'backordered' and "qty" <= $`))).toBe(true)
+  })
+
+  it('releases each expired hold once when two relays sweep at the same moment, and fills a waiting line', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [sku, ref] = [randomSku(), randomBatchref()]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 20, eta: null })
+    const holds = Array.from({ length: 10 }, () => randomOrderid('hold'))
+    for (const orderid of holds) {
+      await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 2, holdSeconds: 30 })
+    }
+    const waiting = randomOrderid('waiting')
+    await service.bus.handle({ type: 'Allocate', orderid: waiting, sku, qty: 5, backorder: true })
+    const other = serviceOn(test.database, { clock })
+
+    await Promise.all([service.relay.sweep(), other.relay.sweep()])
+    expect((await service.views.order(waiting))[0]?.status).toBe('backordered')
+    clock.time += 30_000
+    await Promise.all([service.relay.sweep(), other.relay.sweep(), service.relay.sweep(), other.relay.sweep()])
+
+    const released = (await events(sku, 'HoldReleased')) ?? []
+    expect(released.map((e) => e.orderid).sort()).toEqual([...holds].sort())
+    expect(released.every((e) => e.reason === 'expired')).toBe(true)
+    expect((await service.views.order(waiting))[0]?.status).toBe('allocated')
+    expect((await service.views.batch(ref))?.allocated).toBe(5)
+    for (const orderid of holds) expect(await service.views.order(orderid)).toEqual([])
+  })
+
+  it('stores an expired hold sent again with another qty as the new line, in the same row', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [sku, ref, orderid] = [randomSku(), randomBatchref(), randomOrderid()]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10, eta: null })
+    await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 6, holdSeconds: 5 })
+    clock.time += 5000
+    await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 4 })
+    expect(await service.views.order(orderid)).toEqual([
+      { orderid, sku, qty: 4, status: 'allocated', batchref: ref, eta: null, expiresAt: null },
+    ])
+    expect((await service.views.batch(ref))?.allocated).toBe(4)
+  })
+
+  it('keeps the row of a line moved off a shrunk batch, so it keeps its place in the queue', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [sku, ref] = [randomSku(), randomBatchref()]
+    const [moved, later] = [randomOrderid('moved'), randomOrderid('later')]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 4, eta: null })
+    await service.bus.handle({ type: 'Allocate', orderid: moved, sku, qty: 4 })
+    await service.bus.handle({ type: 'Allocate', orderid: later, sku, qty: 4, backorder: true })
+    await service.bus.handle({ type: 'ChangeBatchQuantity', ref, qty: 2 })
+    expect((await service.views.order(moved))[0]?.status).toBe('backordered')
+    await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 4, eta: null })
+    expect((await service.views.order(moved))[0]?.status).toBe('allocated')
+    expect((await service.views.order(later))[0]?.status).toBe('backordered')
+  })
+
+  it('reads the backorder queue and the expired holds through their partial indexes, even as prepared statements', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [sku, ref] = [randomSku(), randomBatchref()]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 1, eta: null })
+    await service.bus.handle({ type: 'Allocate', orderid: randomOrderid(), sku, qty: 5, backorder: true })
+    await service.bus.handle({ type: 'Allocate', orderid: randomOrderid(), sku, qty: 1, holdSeconds: 1 })
+    test.statements.length = 0
+    await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 2, eta: null })
+    clock.time += 1000
+    await service.relay.sweep()
+    const queue = test.statements.find((s) => s.includes(`"status" = 'backordered' and "qty" <= $`))
+    const holds = test.statements.find((s) => s.includes(`"status" = 'held' and "expires_at" <= `))
+    expect(queue && holds).toBeTruthy()
+    // A generic plan (what a prepared statement ends up with) with scans made as costly as they can be:
+    // the plan names the index only if the statement can use it whatever its parameters.
+    const plans = await test.database.db.connection().execute(async (connection) => {
+      await sql`set enable_seqscan = off`.execute(connection)
+      await sql`set plan_cache_mode = force_generic_plan`.execute(connection)
+      await sql.raw(`prepare waiting_page as ${queue}`).execute(connection)
+      await sql.raw(`prepare due_holds as ${holds}`).execute(connection)
+      const explain = async (statement: string) =>
+        JSON.stringify((await sql.raw(`explain (format json) ${statement}`).execute(connection)).rows)
+      const found = [
+        await explain(`execute waiting_page('${sku}', 5, 0, 500)`),
+        await explain(`execute due_holds(${clock.time / 1000}, 100)`),
+      ]
+      await sql`deallocate all`.execute(connection)
+      await sql`reset all`.execute(connection)
+      return found
+    })
+    expect(plans[0]).toContain('allocations_waiting_idx')
+    expect(plans[1]).toContain('allocations_held_expiry_idx')
+  })
+})

@@ -1,0 +1,54 @@
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Database, openDatabase } from '../../src/adapters/postgres/database.ts'
+import { migrateToLatest, migrateUpTo } from '../../src/adapters/postgres/migrator.ts'
+import { createDatabase, createDataDir, postgresAvailable } from '../support/servers.ts'
+import { type Mode, modes } from './support.ts'
+
+describe.each(modes)('migrating to line states (%s)', (mode: Mode) => {
+  let database: Database | null = null
+  let drop: () => Promise<void> = async () => {}
+
+  beforeAll(async () => {
+    if (mode === 'postgres' && !(await postgresAvailable())) return
+    const place = mode === 'postgres' ? await createDatabase() : await createDataDir()
+    drop = place.drop
+    database = openDatabase({
+      databaseUrl: 'url' in place ? place.url : null,
+      dataDir: 'dir' in place ? place.dir : '',
+      poolSize: 2,
+      onConnectionError: () => {},
+    })
+  })
+  afterAll(async () => {
+    await database?.close()
+    await drop()
+  })
+
+  it('keeps as a backorder a line a crash left deallocated from a shrunk batch, and moves its version', async (ctx) => {
+    if (!database) return ctx.skip()
+    const { db } = database
+    await migrateUpTo(db, '0002-outbox-delivery')
+    await sql`insert into products (sku, version_number) values ('LAMP', 7)`.execute(db)
+    await sql`insert into batches (ref, sku, purchased, allocated) values ('b1', 'LAMP', 4, 2)`.execute(db)
+    await sql`insert into allocations (orderid, sku, qty, batch_id)
+      select 'kept', 'LAMP', 2, id from batches where ref = 'b1'`.execute(db)
+    const deallocated = (orderid: string, delivered: boolean) =>
+      sql`insert into outbox (sku, type, payload, delivered_at) values ('LAMP', 'Deallocated',
+        ${JSON.stringify({ type: 'Deallocated', orderid, sku: 'LAMP', qty: 6, batchref: 'b1', reason: 'batch-shrunk' })}::jsonb,
+        ${delivered ? sql`now()` : sql`null`})`.execute(db)
+    await deallocated('stranded', false)
+    await deallocated('moved-long-ago', true)
+    await deallocated('kept', false)
+
+    expect(await migrateToLatest(db)).toEqual(['0003-line-states'])
+    const lines = await sql<{ orderid: string; status: string; batch_id: number | null; qty: number }>`
+      select orderid, status, batch_id, qty from allocations order by id`.execute(db)
+    expect(lines.rows.map(({ orderid, status, qty }) => [orderid, status, qty])).toEqual([
+      ['kept', 'allocated', 2],
+      ['stranded', 'backordered', 6],
+    ])
+    const version = await sql<{ version_number: number }>`select version_number from products`.execute(db)
+    expect(version.rows[0]?.version_number).toBe(8)
+  })
+})

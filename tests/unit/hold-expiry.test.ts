@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest'
+import type { ReleaseExpiredHold } from '../../src/domain/commands.ts'
+import { commandHandlers, eventHandlers, type HandlerDeps } from '../../src/service-layer/handlers.ts'
+import { createHoldExpiry } from '../../src/service-layer/hold-expiry.ts'
+import { createMessageBus } from '../../src/service-layer/message-bus.ts'
+import {
+  FakeClock,
+  FakeExpiredHolds,
+  FakeLogger,
+  FakeNotifications,
+  FakeOutbox,
+  FakePublisher,
+  FakeStorage,
+  FakeUnitOfWork,
+} from './fakes.ts'
+
+describe('hold expiry', () => {
+  it('goes on releasing the other holds when one fails, and tries that one again at the next sweep', async () => {
+    const storage = new FakeStorage()
+    const clock = new FakeClock()
+    const logger = new FakeLogger()
+    let databaseHiccup = true
+    const flaky = async (command: ReleaseExpiredHold, deps: HandlerDeps) => {
+      if (command.orderid === 'unlucky' && databaseHiccup) throw new Error('connection reset')
+      return commandHandlers.ReleaseExpiredHold(command, deps)
+    }
+    const bus = createMessageBus(
+      {
+        startUnitOfWork: async () => new FakeUnitOfWork(storage),
+        outbox: new FakeOutbox(storage),
+        notifications: new FakeNotifications(),
+        publisher: new FakePublisher(),
+        logger,
+        clock,
+      },
+      { commands: { ...commandHandlers, ReleaseExpiredHold: flaky }, events: eventHandlers },
+    )
+    const expiry = createHoldExpiry({ bus, expiredHolds: new FakeExpiredHolds(storage), clock, logger })
+    await bus.handle({ type: 'CreateBatch', ref: 'b1', sku: 'LAMP', qty: 10, eta: null })
+    for (const orderid of ['unlucky', 'lucky']) {
+      await bus.handle({ type: 'Allocate', orderid, sku: 'LAMP', qty: 2, holdSeconds: 10 })
+    }
+    clock.advance(10)
+
+    expect(await expiry.sweep()).toBe(1)
+    expect(storage.allocations.map((a) => a.orderid)).toEqual(['unlucky'])
+    expect(logger.errors.map((e) => e.msg)).toEqual(['releasing an expired hold failed; will retry'])
+    databaseHiccup = false
+    expect(await expiry.sweep()).toBe(1)
+    expect(storage.allocations).toEqual([])
+    expect(storage.batches.get('b1')?.allocated).toBe(0)
+  })
+})
