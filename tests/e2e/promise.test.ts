@@ -124,6 +124,9 @@ describe.each(await storageModes())('promise dates on $name', (mode) => {
         available: 6,
       })
       expect((await api().get(`/allocations/${orderid}`)).body).toEqual([{ sku, batchref: early }])
+      expect((await api().get(`/orders/${orderid}`)).body.lines).toEqual([
+        { orderid, sku, qty: 4, status: 'allocated', batchref: early, eta: '2027-04-30', expiresAt: null },
+      ])
     })
 
     it('changes the qty alone, as before', async () => {

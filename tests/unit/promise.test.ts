@@ -174,6 +174,25 @@ describe('changeBatch', () => {
   })
 })
 
+describe('changeBatch with waiting lines', () => {
+  it('fills the backorders a raised qty can serve, on the batch with its new eta', async () => {
+    const app = await appWith('LAMP', [['ship-a', 2, '2027-01-05']])
+    await app.bus.handle({ type: 'Allocate', orderid: 'waiting', sku: 'LAMP', qty: 5, backorder: true })
+    await app.bus.handle({ type: 'ChangeBatch', ref: 'ship-a', qty: 10, eta: { to: null } })
+    expect(app.storage.allocations.map((a) => [a.orderid, a.status, a.batchref])).toEqual([
+      ['waiting', 'allocated', 'ship-a'],
+    ])
+    expect(app.storage.batches.get('ship-a')).toMatchObject({ eta: null, purchased: 10, allocated: 5 })
+  })
+
+  it('leaves waiting lines waiting when only the eta changes: no stock was gained', async () => {
+    const app = await appWith('LAMP', [['ship-a', 2, '2027-01-05']])
+    await app.bus.handle({ type: 'Allocate', orderid: 'waiting', sku: 'LAMP', qty: 5, backorder: true })
+    await app.bus.handle({ type: 'ChangeBatchEta', ref: 'ship-a', eta: null })
+    expect(app.storage.allocations.map((a) => [a.orderid, a.status])).toEqual([['waiting', 'backordered']])
+  })
+})
+
 const etas = [null, '2026-12-01', '2026-12-15', '2027-01-10']
 const batchSpecs = fc.array(
   fc.record({ qty: fc.integer({ min: 1, max: 20 }), eta: fc.constantFrom(...etas), taken: fc.nat(20) }),
