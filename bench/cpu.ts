@@ -13,8 +13,8 @@ export type CpuSplit = Readonly<{
 }>
 
 export type CpuSources = Readonly<{
-  /** The service's process, if the bench started it. */
-  servicePid: number | null
+  /** The service's processes (several when scaled out), if the bench started them. */
+  servicePid: number | readonly number[] | null
   /** PostgreSQL's processes that work for the service (none on PGlite: it runs inside the service). */
   postgresPids: () => Promise<number[]>
 }>
@@ -46,7 +46,7 @@ async function snapshot(sources: CpuSources) {
   const usage = process.cpuUsage()
   return {
     at: performance.now(),
-    service: sources.servicePid === null ? 0 : processTicks(sources.servicePid),
+    service: [sources.servicePid ?? []].flat().reduce((sum, pid) => sum + processTicks(pid), 0),
     postgres: new Map(pids.map((pid) => [pid, processTicks(pid)])),
     bench: usage.user + usage.system,
     machine: machineTicks(),

@@ -1,7 +1,9 @@
-import autocannon from 'autocannon'
+import autocannon, { type Result } from 'autocannon'
 
 export type LoadSpec = Readonly<{
   url: string
+  /** Several services sharing the load, the connections split evenly between them (instead of `url`). */
+  urls?: readonly string[]
   connections: number
   durationS: number
   skus: readonly string[]
@@ -13,14 +15,17 @@ export type LoadSpec = Readonly<{
 
 export type LoadResult = Readonly<{
   connections: number
-  /** From the first request to the last successful allocation. */
+  /** From the first request to the last successful answer. */
   seconds: number
   requests: number
-  /** 201 answers, and the quantity they allocated. */
+  /**
+   * Successful answers (201 for an allocation, 200 for a read), and for allocations the quantity they
+   * allocated. The names stay those of the first, allocation-only, bench so older results still read.
+   */
   allocated: number
   allocatedQty: number
   allocationsPerSecond: number
-  /** Every answer but a 201; of those, 409 out_of_stock, 5xx, and the rest. */
+  /** Every answer but a success; of those, 409 out_of_stock, 5xx, and the rest. */
   non2xx: number
   outOfStock: number
   serverErrors: number
@@ -28,97 +33,156 @@ export type LoadResult = Readonly<{
   /** Connection errors and timeouts: requests without an answer. */
   connectionErrors: number
   statusCounts: Readonly<Record<string, number>>
-  /** Successful allocations in each second of the run: shows whether the rate holds as tables grow. */
+  /** Successful answers in each second of the run: shows whether the rate holds as tables grow. */
   perSecond: readonly number[]
   /** Milliseconds, over every answered request. */
   latency: Readonly<{ mean: number; p50: number; p90: number; p99: number; max: number }>
-  /** A few bodies of answers that were neither 201 nor out of stock. */
+  /** A few bodies of answers that were neither a success nor out of stock. */
   unexpected: readonly string[]
+}>
+
+type Drive = Readonly<{
+  urls: readonly string[]
+  connections: number
+  durationS: number
+  method: 'GET' | 'POST'
+  /** The next request's path and body. */
+  next: () => { path: string; body?: string }
+  success: number
+  /** The quantity a successful answer counts for (allocations: the line's qty). */
+  qtyOf?: (text: string) => number
+  stopAfterOutOfStock?: number
 }>
 
 /** POSTs allocations of random lines (random sku, qty 1..3, a new orderid each) for a duration. */
 export function allocate(spec: LoadSpec): Promise<LoadResult> {
-  let next = 0
-  let allocated = 0
-  let allocatedQty = 0
+  let n = 0
+  return drive({
+    urls: spec.urls ?? [spec.url],
+    connections: spec.connections,
+    durationS: spec.durationS,
+    method: 'POST',
+    next: () => {
+      const sku = pick(spec.skus)
+      const qty = 1 + Math.floor(Math.random() * 3)
+      return { path: '/allocations', body: JSON.stringify({ orderid: `${spec.orderPrefix}-${n++}`, sku, qty }) }
+    },
+    success: 201,
+    qtyOf: (text) => (JSON.parse(text) as { qty: number }).qty,
+    ...(spec.stopAfterOutOfStock !== undefined && { stopAfterOutOfStock: spec.stopAfterOutOfStock }),
+  })
+}
+
+/** GETs `pathOf(random key)` for a duration; 200 is a success. */
+export function read(
+  spec: Readonly<{ url: string; connections: number; durationS: number; keys: readonly string[] }>,
+  pathOf: (key: string) => string,
+): Promise<LoadResult> {
+  return drive({
+    urls: [spec.url],
+    connections: spec.connections,
+    durationS: spec.durationS,
+    method: 'GET',
+    next: () => ({ path: pathOf(pick(spec.keys)) }),
+    success: 200,
+  })
+}
+
+function pick<T>(values: readonly T[]): T {
+  return values[Math.floor(Math.random() * values.length)] as T
+}
+
+function drive(spec: Drive): Promise<LoadResult> {
+  let succeeded = 0
+  let succeededQty = 0
   let outOfStock = 0
-  let lastAllocatedAt = 0
+  let lastSuccessAt = 0
   const unexpected: string[] = []
   const latencies: number[] = []
   const perSecond: number[] = []
   const started = performance.now()
 
-  const body = () => {
-    const sku = spec.skus[Math.floor(Math.random() * spec.skus.length)]
-    const qty = 1 + Math.floor(Math.random() * 3)
-    return JSON.stringify({ orderid: `${spec.orderPrefix}-${next++}`, sku, qty })
-  }
   const onResponse = (status: number, text: string) => {
-    if (status === 201) {
-      allocated++
-      allocatedQty += (JSON.parse(text) as { qty: number }).qty
-      lastAllocatedAt = performance.now()
-      const second = Math.floor((lastAllocatedAt - started) / 1000)
+    if (status === spec.success) {
+      succeeded++
+      succeededQty += spec.qtyOf?.(text) ?? 0
+      lastSuccessAt = performance.now()
+      const second = Math.floor((lastSuccessAt - started) / 1000)
       perSecond[second] = (perSecond[second] ?? 0) + 1
     } else if (status === 409 && text.includes('"out_of_stock"')) {
       outOfStock++
-      if (spec.stopAfterOutOfStock !== undefined && outOfStock >= spec.stopAfterOutOfStock) instance.stop()
+      if (spec.stopAfterOutOfStock !== undefined && outOfStock >= spec.stopAfterOutOfStock) stopAll()
     } else if (unexpected.length < 5) {
       unexpected.push(`${status} ${text.slice(0, 500)}`)
     }
   }
 
-  let instance: ReturnType<typeof autocannon>
-  return new Promise((resolve, reject) => {
-    instance = autocannon(
-      {
-        url: spec.url,
-        connections: spec.connections,
-        duration: spec.durationS,
-        sampleInt: 100,
-        headers: { 'content-type': 'application/json' },
-        requests: [
-          {
-            method: 'POST',
-            path: '/allocations',
-            setupRequest: (request) => ({ ...request, body: body() }),
-            onResponse,
-          },
-        ],
-      },
-      (error, result) => {
-        if (error) return reject(error)
-        const statusCounts = Object.fromEntries(Object.entries(result.statusCodeStats).map(([s, v]) => [s, v.count]))
-        const serverErrors = Object.entries(statusCounts)
-          .filter(([status]) => status.startsWith('5'))
-          .reduce((sum, [, n]) => sum + n, 0)
-        const seconds = ((lastAllocatedAt || performance.now()) - started) / 1000
-        resolve({
-          connections: spec.connections,
-          seconds,
-          requests: latencies.length,
-          allocated,
-          allocatedQty,
-          allocationsPerSecond: allocated / seconds,
-          non2xx: result.non2xx,
-          outOfStock,
-          serverErrors,
-          otherNon2xx: result.non2xx - outOfStock - serverErrors,
-          connectionErrors: result.errors,
-          statusCounts,
-          perSecond: Array.from(perSecond, (n) => n ?? 0),
-          latency: summarise(latencies),
-          unexpected,
-        })
-      },
-    )
-    instance.on('response', (_client, _status, _bytes, ms) => {
-      latencies.push(ms)
+  const instances: ReturnType<typeof autocannon>[] = []
+  const stopAll = () => {
+    for (const instance of instances) instance.stop()
+  }
+  const run = (url: string, connections: number) =>
+    new Promise<Result>((resolve, reject) => {
+      const instance = autocannon(
+        {
+          url,
+          connections,
+          duration: spec.durationS,
+          sampleInt: 100,
+          headers: { 'content-type': 'application/json' },
+          requests: [
+            {
+              method: spec.method,
+              setupRequest: (request) => {
+                const { path, body } = spec.next()
+                return { ...request, path, ...(body !== undefined && { body }) }
+              },
+              onResponse,
+            },
+          ],
+        },
+        (error, result) => (error ? reject(error) : resolve(result)),
+      )
+      instance.on('response', (_client, _status, _bytes, ms) => {
+        latencies.push(ms)
+      })
+      instances.push(instance)
     })
+  const share = Math.max(1, Math.floor(spec.connections / spec.urls.length))
+  return Promise.all(spec.urls.map((url) => run(url, share))).then((results) => {
+    const statusCounts: Record<string, number> = {}
+    for (const result of results) {
+      for (const [status, { count }] of Object.entries(result.statusCodeStats)) {
+        statusCounts[status] = (statusCounts[status] ?? 0) + count
+      }
+    }
+    const serverErrors = Object.entries(statusCounts)
+      .filter(([status]) => status.startsWith('5'))
+      .reduce((sum, [, n]) => sum + n, 0)
+    const seconds = ((lastSuccessAt || performance.now()) - started) / 1000
+    const failed = latencies.length - succeeded
+    return {
+      connections: share * spec.urls.length,
+      seconds,
+      requests: latencies.length,
+      allocated: succeeded,
+      allocatedQty: succeededQty,
+      allocationsPerSecond: succeeded / seconds,
+      non2xx: failed,
+      outOfStock,
+      serverErrors,
+      otherNon2xx: failed - outOfStock - serverErrors,
+      connectionErrors: results.reduce((sum, r) => sum + r.errors, 0),
+      statusCounts,
+      perSecond: Array.from(perSecond, (n) => n ?? 0),
+      latency: summarise(latencies),
+      unexpected,
+    }
   })
 }
 
-function summarise(values: number[]): LoadResult['latency'] {
+/** Mean and percentiles of milliseconds. */
+export function summarise(values: readonly number[]): LoadResult['latency'] {
   if (values.length === 0) return { mean: 0, p50: 0, p90: 0, p99: 0, max: 0 }
   const sorted = Float64Array.from(values).sort()
   const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? 0

@@ -13,14 +13,19 @@ export type PgbenchResult = Readonly<{
   initSeconds: number
   /** pgbench's summary, as printed. */
   summary: string
+  /** The built-in select-only script (`-S`: one primary-key read per transaction), same clients, same length. */
+  selectOnly?: Readonly<{ tps: number; summary: string }> | null
 }>
 
-/** TPC-B-like pgbench on a database of its own on the same server; the database is dropped after. */
+/**
+ * TPC-B-like pgbench, then (with `selectOnly`) its select-only script, on a database of its own on the
+ * same server; the database is dropped after.
+ */
 export async function pgbench(
   serverUrl: string,
   stamp: string,
   seconds: number,
-  { scale = 10, clients = 10, threads = 2, binary = 'pgbench' } = {},
+  { scale = 10, clients = 10, threads = 2, binary = 'pgbench', selectOnly = false } = {},
 ): Promise<PgbenchResult> {
   const database = await createDatabase(serverUrl, 'allocation_pgbench', stamp)
   try {
@@ -31,10 +36,15 @@ export async function pgbench(
     await run(binary, ['-i', '-q', '-s', String(scale), ...connection, database.name], { env })
     const initSeconds = (performance.now() - initStarted) / 1000
     const args = ['-c', String(clients), '-j', String(threads), '-T', String(seconds), '-n', ...connection]
-    const { stdout } = await run(binary, [...args, database.name], { env })
-    const tps = Number(/^tps = ([\d.]+)/m.exec(stdout)?.[1])
-    if (!Number.isFinite(tps)) throw new Error(`pgbench printed no tps:\n${stdout}`)
-    return { tps, scale, clients, threads, seconds, initSeconds, summary: stdout.trim() }
+    const measure = async (...extra: string[]) => {
+      const { stdout } = await run(binary, [...args, ...extra, database.name], { env })
+      const tps = Number(/^tps = ([\d.]+)/m.exec(stdout)?.[1])
+      if (!Number.isFinite(tps)) throw new Error(`pgbench printed no tps:\n${stdout}`)
+      return { tps, summary: stdout.trim() }
+    }
+    const tpcbRun = await measure()
+    const selectRun = selectOnly ? await measure('-S') : null
+    return { ...tpcbRun, scale, clients, threads, seconds, initSeconds, selectOnly: selectRun }
   } finally {
     await database.drop()
   }

@@ -2,25 +2,23 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { renderChart } from './chart.ts'
+import { imports } from './import.ts'
 import { describeMachine } from './machine.ts'
 import { type PgbenchResult, pgbench } from './pgbench.ts'
 import { defaultPostgresUrl } from './postgres.ts'
 import { type BenchResults, formatReport } from './report.ts'
-import {
-  embeddedWorkload,
-  progress,
-  type RunRecord,
-  type Settings,
-  serverWorkloads,
-  WORKLOADS,
-  type WorkloadName,
-} from './workloads.ts'
+import { scaleOut } from './scale-out.ts'
+import { progress, type RunRecord, type Settings, WORKLOADS, type WorkloadName } from './settings.ts'
+import { embeddedWorkload, type ServerFindings, serverWorkloads } from './workloads.ts'
 
 const USAGE = `npm run bench -- [options]
 
   --quick                 short runs (5 s each) to prove the harness
   --duration <s>          seconds per measured run (default 25; the hot sku runs until its stock is gone)
-  --only <workloads>      comma-separated: ${WORKLOADS.join(', ')} (default: all)
+  --only <workloads>      comma-separated: ${WORKLOADS.join(', ')}
+                          (default: all; or BENCH_ONLY=...). Any of uniform, reads, holds, backlog, history, hot
+                          also runs uniform at 10 connections: the ratios compare with it
+  --import-rows <n>       rows of the import workload (default 100000)
   --url <url>             drive a running service instead of starting one (embedded is skipped)
   --database-url <url>    that service's database, for the consistency checks and the history seed
   --postgres <url>        server for the bench's own databases (default ${defaultPostgresUrl})
@@ -35,6 +33,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     duration: { type: 'string' },
     only: { type: 'string', multiple: true },
+    'import-rows': { type: 'string' },
     url: { type: 'string' },
     'database-url': { type: 'string' },
     postgres: { type: 'string', default: defaultPostgresUrl },
@@ -62,7 +61,8 @@ async function main(): Promise<number> {
     return 0
   }
 
-  const only = new Set((args.only ?? [...WORKLOADS]).flatMap((list) => list.split(',')).map((w) => w.trim()))
+  const chosen = args.only ?? (process.env.BENCH_ONLY ? [process.env.BENCH_ONLY] : null)
+  const only = new Set((chosen ?? [...WORKLOADS]).flatMap((list) => list.split(',')).map((w) => w.trim()))
   const unknown = [...only].filter((w) => !(WORKLOADS as readonly string[]).includes(w))
   if (unknown.length > 0) throw new Error(`Unknown workload ${unknown.join(', ')}; choose from ${WORKLOADS.join(', ')}`)
   const startedAt = new Date()
@@ -81,6 +81,10 @@ async function main(): Promise<number> {
     historyLines: 1_000,
     hotHistoryLines: 100_000,
     hotConnections: 64,
+    holdExpiryPerSecond: 1_000,
+    backlogSizes: [10, 10_000],
+    backlogArrivals: args.quick ? 10 : 30,
+    importRows: Number(args['import-rows'] ?? 100_000),
   }
 
   const machine = await describeMachine(settings.postgresUrl)
@@ -91,7 +95,7 @@ async function main(): Promise<number> {
     runs.push(run)
     const c = run.consistency
     progress(
-      `  ${Math.round(run.allocationsPerSecond)} allocations/s, p99 ${run.latency.p99.toFixed(1)} ms, ` +
+      `  ${Math.round(run.allocationsPerSecond)} answers/s, p99 ${run.latency.p99.toFixed(1)} ms, ` +
         `${run.non2xx} non-2xx (${run.serverErrors} 5xx), consistent: ${c ? c.consistent : 'n/a'}`,
     )
   }
@@ -107,13 +111,19 @@ async function main(): Promise<number> {
   let pg: PgbenchResult | null = null
   if (only.has('pgbench')) {
     await phase('pgbench', async () => {
-      progress(`pgbench: init at scale 10, then ${durationS} s at 10 clients`)
-      pg = await pgbench(settings.postgresUrl, stamp, durationS, { binary: args.pgbench })
-      progress(`  ${Math.round(pg.tps)} tps`)
+      progress(`pgbench: init at scale 10, then TPC-B-like and select-only, ${durationS} s each at 10 clients`)
+      pg = await pgbench(settings.postgresUrl, stamp, durationS, { binary: args.pgbench, selectOnly: true })
+      progress(`  TPC-B-like ${Math.round(pg.tps)} tps, select-only ${Math.round(pg.selectOnly?.tps ?? 0)} tps`)
     })
   }
-  await phase('PostgreSQL workloads', () => serverWorkloads(settings, record))
+  const findings: ServerFindings = { backlog: null, freshness: null }
+  await phase('PostgreSQL workloads', () => serverWorkloads(settings, record, findings))
+  await phase('scale-out workload', () => scaleOut(settings, record))
   await phase('embedded workload', () => embeddedWorkload(settings, record))
+  let importRuns: Awaited<ReturnType<typeof imports>> = []
+  await phase('import workload', async () => {
+    importRuns = await imports(settings)
+  })
 
   const results: BenchResults & { failures: string[] } = {
     startedAt: startedAt.toISOString(),
@@ -123,12 +133,14 @@ async function main(): Promise<number> {
     machine,
     pgbench: pg,
     runs,
+    ...findings,
+    imports: importRuns,
     failures,
   }
   await mkdir(here('results'), { recursive: true })
   const json = here(`results/${stamp}.json`)
   await writeFile(json, `${JSON.stringify(results, null, 2)}\n`)
-  const full = !args.quick && !args.only && !args.url
+  const full = !args.quick && !chosen && !args.url
   await writeChart(
     results,
     baseline,

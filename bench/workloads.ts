@@ -1,75 +1,38 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { type BacklogResult, backlog } from './backlog.ts'
 import { type Consistency, checkPglite, checkPostgres } from './consistency.ts'
-import { type CpuSplit, sampleCpu } from './cpu.ts'
-import { allocate, type LoadResult } from './load.ts'
+import { sampleCpu } from './cpu.ts'
+import { holds } from './holds.ts'
+import { allocate } from './load.ts'
 import { createDatabase, type DatabaseActivity, databaseActivity, query, serverPids } from './postgres.ts'
+import { type Freshness, freshness, reads } from './reads.ts'
+import { samplePeakRss } from './rss.ts'
 import { addBatches, batchesOf, LARGE_QTY, seedHistory } from './seed.ts'
-import { externalService, type LogCounts, logsSince, type Service, startService } from './service.ts'
+import { externalService, logsSince, type Service, startService } from './service.ts'
+import { type Measure, progress, type Recorder, type RunRecord, type Settings, type WorkloadName } from './settings.ts'
 
-export const WORKLOADS = ['pgbench', 'uniform', 'history', 'hot', 'embedded'] as const
-export type WorkloadName = (typeof WORKLOADS)[number]
-
-export type Settings = Readonly<{
-  stamp: string
-  durationS: number
-  warmupS: number
-  /** The server the bench creates its databases on. */
-  postgresUrl: string
-  /** `--url`: drive a running service instead of starting one; `--database-url`: its database. */
-  serviceUrl: string | null
-  serviceDatabaseUrl: string | null
-  only: ReadonlySet<WorkloadName>
-  skus: number
-  historyLines: number
-  hotHistoryLines: number
-  hotConnections: number
-}>
-
-export type RunRecord = LoadResult &
-  Readonly<{
-    workload: Exclude<WorkloadName, 'pgbench'>
-    storage: 'postgres' | 'pglite'
-    cpu: CpuSplit | null
-    consistency: Consistency | null
-    /** PostgreSQL's transaction counters over the run (approximate: they lag up to a second). */
-    database: (DatabaseActivity & { commitsPerAllocation: number }) | null
-    /** Lines the service logged at warn and above during the run, and the first errors it logged. */
-    logs: LogCounts
-    errorSamples: readonly string[]
-    details: Readonly<Record<string, unknown>>
-  }>
-
-type Recorder = (run: RunRecord) => void
-
-type Storage = Readonly<{
+export type Storage = Readonly<{
   storage: RunRecord['storage']
   postgresPids: () => Promise<number[]>
   activity: () => Promise<DatabaseActivity | null>
   check: (orderPrefix: string, acknowledged: number) => Promise<Consistency | null>
 }>
 
-type Measure = (
-  workload: RunRecord['workload'],
-  connections: number,
-  skus: readonly string[],
-  options?: {
-    details?: Record<string, unknown>
-    /** More details, read once the run is over. */
-    after?: () => Promise<Record<string, unknown>>
-    stopAfterOutOfStock?: number
-    durationS?: number
-  },
-) => Promise<RunRecord>
+/** What the server workloads find besides measured runs. */
+export type ServerFindings = { backlog: BacklogResult | null; freshness: Freshness | null }
 
-export const progress = (message: string) =>
-  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`)
+const ON_ONE_SERVICE: readonly WorkloadName[] = ['uniform', 'reads', 'holds', 'backlog', 'history', 'hot']
 
-/** uniform (10 and 50 connections), history and hot sku against one service on PostgreSQL. */
-export async function serverWorkloads(settings: Settings, record: Recorder): Promise<void> {
+/**
+ * Against one service on PostgreSQL: uniform (10 and 50 connections), reads, holds expiring, the
+ * backlog, history and the hot sku. Uniform at 10 connections runs for any of them: it is what the
+ * ratios compare with, and its orders are what the order reads read.
+ */
+export async function serverWorkloads(settings: Settings, record: Recorder, findings: ServerFindings): Promise<void> {
   const { only, stamp } = settings
-  if (!only.has('uniform') && !only.has('history') && !only.has('hot')) return
+  if (!ON_ONE_SERVICE.some((w) => only.has(w))) return
   const scratch = settings.serviceUrl ? null : await createDatabase(settings.postgresUrl, 'allocation_bench', stamp)
   const databaseUrl = scratch?.url ?? settings.serviceDatabaseUrl
   const databaseName = databaseUrl ? new URL(databaseUrl).pathname.slice(1) : null
@@ -88,9 +51,18 @@ export async function serverWorkloads(settings: Settings, record: Recorder): Pro
         databaseUrl ? checkPostgres(databaseUrl, orderPrefix, acknowledged) : null,
     })
 
-    let fresh: RunRecord | null = null
-    if (only.has('uniform') || only.has('history')) fresh = await measure('uniform', 10, skus)
+    const fresh = await measure('uniform', 10, skus)
     if (only.has('uniform')) await measure('uniform', 50, skus)
+    if (only.has('reads')) {
+      const orderids = Array.from({ length: fresh.allocated }, (_, i) => `bench-${stamp}-uniform-10-${i}`)
+      await reads(service, measure, settings, skus, orderids)
+      findings.freshness = await freshness(service.url, service.url, skus, `bench-${stamp}-fresh`)
+    }
+    if (only.has('holds')) {
+      if (!databaseUrl) progress('holds skipped: they are seeded through SQL and need --database-url with --url')
+      else await holds(service, measure, settings, databaseUrl, skus)
+    }
+    if (only.has('backlog')) findings.backlog = await backlog(service, settings)
     if (only.has('history')) {
       if (!databaseUrl) progress('history skipped: it seeds through SQL and needs --database-url with --url')
       else await measure('history', 10, skus, { details: await history(databaseUrl, skus, settings) })
@@ -130,8 +102,15 @@ export async function embeddedWorkload(settings: Settings, record: Recorder): Pr
   }
 }
 
-/** Adds the skus' batches through the API, then warms the service up with allocations it does not record. */
-async function catalogue(service: Service, settings: Settings): Promise<string[]> {
+/**
+ * Adds the skus' batches through the API, then warms the service up (every process of it, `urls`) with
+ * allocations it does not record.
+ */
+export async function catalogue(
+  service: Service,
+  settings: Settings,
+  urls: readonly string[] = [service.url],
+): Promise<string[]> {
   const skus = Array.from(
     { length: settings.skus },
     (_, i) => `bench-${settings.stamp}-sku-${String(i).padStart(3, '0')}`,
@@ -143,27 +122,33 @@ async function catalogue(service: Service, settings: Settings): Promise<string[]
   )
   progress(`added ${skus.length * 3} batches in ${((performance.now() - started) / 1000).toFixed(1)} s; warming up`)
   const orderPrefix = `bench-${settings.stamp}-warmup-${Math.random().toString(36).slice(2, 8)}`
-  await allocate({ url: service.url, connections: 10, durationS: settings.warmupS, skus, orderPrefix })
+  await allocate({ url: service.url, urls, connections: 10, durationS: settings.warmupS, skus, orderPrefix })
   return skus
 }
 
-function measurer(settings: Settings, service: Service, record: Recorder, storage: Storage): Measure {
+export function measurer(settings: Settings, service: Service, record: Recorder, storage: Storage): Measure {
   return async (workload, connections, skus, options = {}) => {
     const orderPrefix = `bench-${settings.stamp}-${workload}-${connections}`
     const durationS = options.durationS ?? settings.durationS
     progress(`${workload} on ${storage.storage}, ${connections} connections, up to ${durationS} s`)
     const logsBefore = service.logCounts()
     const activityBefore = await storage.activity()
-    const cpu = await sampleCpu({ servicePid: service.pid, postgresPids: storage.postgresPids })
-    const load = await allocate({
-      url: service.url,
-      connections,
-      durationS,
-      skus,
-      orderPrefix,
-      ...(options.stopAfterOutOfStock !== undefined && { stopAfterOutOfStock: options.stopAfterOutOfStock }),
-    })
+    const pids = service.allPids ?? [service.pid]
+    const cpu = await sampleCpu({ servicePid: service.allPids ?? service.pid, postgresPids: storage.postgresPids })
+    const rss = samplePeakRss(pids)
+    const load = await (options.load?.() ??
+      allocate({
+        url: service.url,
+        ...(options.urls && { urls: options.urls }),
+        connections,
+        durationS,
+        skus,
+        orderPrefix,
+        ...(options.stopAfterOutOfStock !== undefined && { stopAfterOutOfStock: options.stopAfterOutOfStock }),
+      }))
     const split = await cpu()
+    const peaks = rss().filter((mb) => mb !== null)
+    const peakRssMB = peaks.length > 0 ? Math.max(...peaks) : null
     // Requests in flight when the load generator stopped are still being answered.
     await new Promise((resolve) => setTimeout(resolve, 1000))
     const logs = logsSince(logsBefore, service.logCounts())
@@ -177,11 +162,12 @@ function measurer(settings: Settings, service: Service, record: Recorder, storag
             commitsPerAllocation: (activityAfter.commits - activityBefore.commits) / Math.max(1, load.allocated),
           }
         : null
-    const consistency = await storage.check(orderPrefix, load.allocated)
+    const consistency = options.load ? null : await storage.check(orderPrefix, load.allocated)
     const run: RunRecord = {
       ...load,
       workload,
       storage: storage.storage,
+      peakRssMB,
       cpu: split,
       consistency,
       database,
