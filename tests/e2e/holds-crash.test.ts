@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
-import { client, type Storage, startService, storageModes } from './support.ts'
+import { client, eventsOfSku, type Storage, startService, storageModes } from './support.ts'
 
 /**
  * kill -9 with holds about to expire: they expire while no process runs, and the next start releases
@@ -40,11 +40,11 @@ describe.each(await storageModes())('holds across a crash on $name', (mode) => {
       )
       for (const orderid of holds) expect((await again.get(`/orders/${orderid}`)).status).toBe(404)
       expect((await again.get(`/batches/${ref}`)).body).toMatchObject({ allocated: 3, available: 7 })
-      const events = (await again.get('/events?after=0&limit=1000')).body.events.filter(
-        (e: { sku?: string; type: string }) => e.sku === sku && e.type === 'HoldReleased',
-      )
-      expect(events.map((e: { orderid: string }) => e.orderid).sort()).toEqual([...holds].sort())
-      expect(events.every((e: { reason: string }) => e.reason === 'expired')).toBe(true)
+      await vi.waitFor(async () => {
+        const events = (await eventsOfSku(again, sku)).filter((e) => e.type === 'HoldReleased')
+        expect(events.map((e) => e.orderid).sort()).toEqual([...holds].sort())
+        expect(events.every((e) => e.reason === 'expired')).toBe(true)
+      })
     } finally {
       expect(await second.stop(), second.output()).toBe(0)
     }

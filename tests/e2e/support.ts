@@ -134,3 +134,14 @@ export function client(baseUrl: string) {
 }
 
 export type Client = ReturnType<typeof client>
+
+/** Every committed event of one sku, read page by page from the start of the outbox. */
+export async function eventsOfSku(api: Client, sku: string): Promise<Array<Record<string, any>>> {
+  const found: Array<Record<string, any>> = []
+  for (let after = 0; ; ) {
+    const page = (await api.get(`/events?after=${after}&limit=1000`)).body
+    found.push(...page.events.filter((e: { sku?: string }) => e.sku === sku))
+    if (page.events.length === 0) return found
+    after = page.next
+  }
+}
