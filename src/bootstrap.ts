@@ -11,6 +11,7 @@ import { createRedisClient } from './adapters/redis-connection.ts'
 import { RedisEventPublisher } from './adapters/redis-publisher.ts'
 import type { Config } from './config.ts'
 import { type Availability, availableToPromise } from './service-layer/availability.ts'
+import { createEventFeed, type EventFeed } from './service-layer/event-feed.ts'
 import { createHoldExpiry, together } from './service-layer/hold-expiry.ts'
 import { type BusDependencies, createMessageBus, type MessageBus } from './service-layer/message-bus.ts'
 import { createOutboxRelay, type OutboxRelay } from './service-layer/outbox-relay.ts'
@@ -25,6 +26,8 @@ export type Overrides = Partial<Omit<BusDependencies, 'maxAttempts'>> & {
 export type Service = Readonly<{
   bus: MessageBus
   views: ReadViews
+  /** Committed events as they come, for every reader of the event stream at once. */
+  feed: EventFeed
   /** What an allocation of `qty` of `sku` would get now, from the domain's own rule; `undefined`: no such sku. */
   availability(sku: string, qty: number): Promise<Availability | undefined>
   logger: Logger
@@ -86,9 +89,12 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
     createOutboxRelay({ bus, outbox, logger }),
     createHoldExpiry({ bus, expiredHolds, clock, logger }),
   )
+  const views = overrides.views ?? new PgViews(require())
+  const feed = createEventFeed({ views, logger, intervalMs: config.eventsPollMs })
   return {
     bus,
-    views: overrides.views ?? new PgViews(require()),
+    views,
+    feed,
     availability: (sku, qty) => availableToPromise(startUnitOfWork, sku, qty),
     logger,
     relay,
@@ -97,6 +103,7 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
       if (database) await migrateToLatest(database.db)
     },
     async close() {
+      feed.close()
       await relay.stop()
       if (outbox instanceof PgOutbox) await outbox.flush()
       await database?.close()

@@ -12,6 +12,12 @@ export type Config = Readonly<{
   stockTeamEmail: string
   mailFrom: string
   logLevel: string
+  /** How often the event stream looks for new events (one query for all its readers). */
+  eventsPollMs: number
+  /** How often an idle event stream sends a comment, so proxies keep it open. */
+  eventsHeartbeatMs: number
+  /** Bytes a reader of the event stream may leave unread before it is dropped (it resumes from its last id). */
+  eventsMaxBufferedBytes: number
 }>
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -26,6 +32,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stockTeamEmail: env.STOCK_TEAM_EMAIL || 'stock-team@localhost',
     mailFrom: env.SMTP_FROM || 'allocation@localhost',
     logLevel: env.LOG_LEVEL || 'info',
+    eventsPollMs: integer(env, 'EVENTS_POLL_MS', 250),
+    eventsHeartbeatMs: integer(env, 'EVENTS_HEARTBEAT_MS', 15_000),
+    eventsMaxBufferedBytes: integer(env, 'EVENTS_MAX_BUFFERED_BYTES', 1_048_576),
   }
 }
 

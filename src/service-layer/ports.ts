@@ -115,13 +115,23 @@ export type BatchView = Readonly<{
   available: number
 }>
 
+/** `held` is part of `allocated`; `backordered` is the qty waiting, on no batch. */
+export type StockTotals = Readonly<{
+  purchased: number
+  allocated: number
+  available: number
+  backordered: number
+  held: number
+}>
+
 export type ProductView = Readonly<{
   sku: string
   /** In allocation preference order. */
   batches: BatchView[]
-  /** `held` is part of `allocated`; `backordered` is the qty waiting, on no batch. */
-  totals: Readonly<{ purchased: number; allocated: number; available: number; backordered: number; held: number }>
+  totals: StockTotals
 }>
+
+export type ProductSummary = Readonly<{ sku: string; totals: StockTotals }>
 
 export type AllocationView = Readonly<{ sku: string; batchref: string; qty: number }>
 
@@ -144,6 +154,10 @@ export interface ReadViews {
   order(orderid: string): Promise<LineView[]>
   batch(ref: string): Promise<BatchView | undefined>
   product(sku: string): Promise<ProductView | undefined>
+  /** Every sku with its totals, the least available first (then by sku). */
+  products(): Promise<ProductSummary[]>
   /** Committed events after `after`, in outbox order; one committed late never appears behind a later one. */
   events(after: number, limit: number): Promise<StoredEvent[]>
+  /** The id of the newest event `events` would show now, 0 when there is none: where "from now on" starts. */
+  lastEventId(): Promise<number>
 }

@@ -272,7 +272,9 @@ const noViews: ReadViews = {
   order: async () => [],
   batch: async () => undefined,
   product: async () => undefined,
+  products: async () => [],
   events: async () => [],
+  lastEventId: async () => 0,
 }
 
 export type TestApp = Service & {

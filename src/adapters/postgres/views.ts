@@ -1,14 +1,16 @@
-import { sql } from 'kysely'
+import { type ExpressionBuilder, sql } from 'kysely'
 import type {
   AllocationView,
   BatchView,
   LineView,
+  ProductSummary,
   ProductView,
   ReadViews,
   StoredEvent,
 } from '../../service-layer/ports.ts'
 import type { Database } from './database.ts'
 import { toStoredEvent } from './outbox.ts'
+import type { Schema } from './schema.ts'
 
 export class PgViews implements ReadViews {
   readonly #database: Database
@@ -95,6 +97,46 @@ export class PgViews implements ReadViews {
     }
   }
 
+  async products(): Promise<ProductSummary[]> {
+    const rows = await this.#read((db) =>
+      db
+        .selectFrom('products as p')
+        .leftJoin('batches as b', 'b.sku', 'p.sku')
+        .select((eb) => [
+          'p.sku',
+          sql<number>`coalesce(sum(b.purchased), 0)`.as('purchased'),
+          sql<number>`coalesce(sum(b.allocated), 0)`.as('allocated'),
+          waitingQty(eb, 'backordered').as('backordered'),
+          waitingQty(eb, 'held').as('held'),
+        ])
+        .groupBy('p.sku')
+        .orderBy(sql`coalesce(sum(b.purchased), 0) - coalesce(sum(b.allocated), 0)`)
+        .orderBy('p.sku')
+        .execute(),
+    )
+    return rows.map(({ sku, purchased, allocated, backordered, held }) => ({
+      sku,
+      totals: {
+        purchased: Number(purchased),
+        allocated: Number(allocated),
+        available: Number(purchased) - Number(allocated),
+        backordered: Number(backordered ?? 0),
+        held: Number(held ?? 0),
+      },
+    }))
+  }
+
+  async lastEventId(): Promise<number> {
+    const row = await this.#read((db) =>
+      db
+        .selectFrom('outbox')
+        .select(sql<number>`coalesce(max(id), 0)`.as('id'))
+        .where(sql<boolean>`xid < pg_snapshot_xmin(pg_current_snapshot())`)
+        .executeTakeFirstOrThrow(),
+    )
+    return Number(row.id)
+  }
+
   async events(after: number, limit: number): Promise<StoredEvent[]> {
     const rows = await this.#read((db) =>
       db
@@ -122,6 +164,15 @@ export class PgViews implements ReadViews {
       release()
     }
   }
+}
+
+/** The qty of a sku's lines in `status`, summed over its partial index (never the allocated history). */
+function waitingQty(eb: ExpressionBuilder<Schema & { p: Schema['products'] }, 'p'>, status: 'backordered' | 'held') {
+  return eb
+    .selectFrom('allocations as a')
+    .select(sql<number>`coalesce(sum(a.qty), 0)`.as('qty'))
+    .whereRef('a.sku', '=', 'p.sku')
+    .where('a.status', '=', sql.lit(status))
 }
 
 function toBatchView(row: {

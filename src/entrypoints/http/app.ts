@@ -6,6 +6,7 @@ import packageJson from '../../../package.json' with { type: 'json' }
 import type { Service } from '../../bootstrap.ts'
 import { bookRoutes } from './book-routes.ts'
 import { answerFor, type ErrorAnswer, notFoundAnswer } from './errors.ts'
+import { type EventStreamOptions, eventStreamRoutes } from './event-stream.ts'
 import { resourceRoutes } from './resource-routes.ts'
 
 export const BODY_LIMIT = 1_048_576
@@ -15,6 +16,8 @@ export type AppOptions = Readonly<{
   logger?: FastifyBaseLogger
   /** A log line per request; off by default so the log stays about the service. */
   logRequests?: boolean
+  /** Heartbeat and slow-reader bound of `GET /events/stream`. */
+  eventStream?: EventStreamOptions
 }>
 
 /** The HTTP API over `service`, ready to `listen()` or `inject()`. */
@@ -78,6 +81,7 @@ export function buildApp(service: Service, options: AppOptions = {}) {
 
   app.register(bookRoutes(service))
   app.register(resourceRoutes(service))
+  app.register(eventStreamRoutes(service, options.eventStream))
   return app
 }
 

@@ -20,6 +20,7 @@ import {
   Order,
   OrderParams,
   Product,
+  Products,
   RefParams,
   SkuParams,
 } from './schemas.ts'
@@ -173,6 +174,19 @@ export function resourceRoutes({ bus, views, availability }: Service): FastifyPl
     )
 
     app.get(
+      '/products',
+      {
+        schema: {
+          tags: ['products'],
+          summary:
+            'Every sku with its totals (purchased, allocated, available, held, backordered), shortest stock first',
+          response: { 200: Products },
+        },
+      },
+      async () => views.products(),
+    )
+
+    app.get(
       '/products/:sku',
       {
         schema: {
@@ -245,7 +259,7 @@ export function resourceRoutes({ bus, views, availability }: Service): FastifyPl
  * Query values are always strings and coercion is off: read whole numbers as numbers here, so the schema
  * (and the document) can say integer and reject "1.5" or "x" with a sentence naming the parameter.
  */
-function integerQuery(query: unknown, names: readonly string[]): void {
+export function integerQuery(query: unknown, names: readonly string[]): void {
   const values = query as Record<string, unknown>
   for (const name of names) {
     const value = values[name]

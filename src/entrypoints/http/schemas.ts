@@ -106,6 +106,30 @@ export const EventsQuery = closed({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'At most this many' })),
 })
 
+export const StreamQuery = closed({
+  after: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description:
+        'Start after this event id (a `Last-Event-ID` header takes precedence); leave out for new events only',
+    }),
+  ),
+})
+
+export const StreamHeaders = Type.Object({
+  'last-event-id': Type.Optional(
+    Type.String({ pattern: '^[0-9]{1,16}$', description: 'Resume after this event id, as a reconnecting reader does' }),
+  ),
+})
+
+export const EventStream = Type.Unsafe<string>({
+  description:
+    'Server-Sent Events: per event `id: <outbox id>`, `event: <type>`, `data: <the event as JSON>`; a comment ' +
+    'line (`: heartbeat`) when idle. A reader too slow to keep up is disconnected; it resumes with Last-Event-ID',
+  content: { 'text/event-stream': { schema: { type: 'string' } } },
+})
+
 export const AvailabilityQuery = closed({ qty: Qty })
 
 export const Availability = Type.Object({
@@ -146,6 +170,10 @@ export const Product = Type.Object({
     backordered: Type.Integer({ minimum: 0, description: 'Qty of the lines waiting for stock' }),
     held: Type.Integer({ minimum: 0, description: 'Qty on holds; part of allocated' }),
   }),
+})
+
+export const Products = Type.Array(Type.Object({ sku: Sku, totals: Product.properties.totals }), {
+  description: 'Every sku with its totals, the least available stock first',
 })
 
 export const AllocationsQuery = closed({

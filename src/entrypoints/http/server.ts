@@ -24,7 +24,11 @@ export async function startServer(
   let app: App | undefined
   try {
     await service.migrate()
-    app = buildApp(service, { logger, logRequests: options.logRequests ?? false })
+    app = buildApp(service, {
+      logger,
+      logRequests: options.logRequests ?? false,
+      eventStream: { heartbeatMs: config.eventsHeartbeatMs, maxBufferedBytes: config.eventsMaxBufferedBytes },
+    })
     // Fastify logs the listening line itself; the resolver makes it the one startup line we want.
     const url = await app.listen({
       host: config.host,
