@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { PGlite, types as pgliteTypes } from '@electric-sql/pglite'
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely'
 import pg from 'pg'
+import { pgliteThread } from './pglite-thread.ts'
 import { preparingPool } from './prepared-client.ts'
 import type { Schema } from './schema.ts'
 
@@ -31,6 +31,13 @@ export interface Database {
   close(): Promise<void>
 }
 
+/**
+ * PGlite's buffer cache (128 MB by default) is memory the process keeps once touched; 16 MB holds the
+ * hot rows of a few thousand skus, and a page it misses is read from the data directory (through the
+ * operating system's cache) instead.
+ */
+const PGLITE_CONF = ['shared_buffers=16MB']
+
 const INT8 = 20
 const DATE = 1082
 const asText = (value: string) => value
@@ -58,10 +65,7 @@ export function openDatabase(settings: DatabaseSettings): Database {
   }
   mkdirSync(settings.dataDir, { recursive: true })
   const unlock = lockDataDir(settings.dataDir)
-  const pglite = new PGlite({
-    dataDir: settings.dataDir,
-    parsers: { [pgliteTypes.INT8]: Number, [pgliteTypes.DATE]: asText },
-  })
+  const pglite = pgliteThread({ dataDir: settings.dataDir, postgresqlConf: PGLITE_CONF, initialMemoryBytes: null })
   const db = new Kysely<Schema>({ dialect: new PGliteDialect({ pglite }), ...(log && { log }) })
   const mutex = createMutex()
   return {
