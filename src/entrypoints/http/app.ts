@@ -7,6 +7,7 @@ import type { Service } from '../../bootstrap.ts'
 import { bookRoutes } from './book-routes.ts'
 import { answerFor, type ErrorAnswer, notFoundAnswer } from './errors.ts'
 import { type EventStreamOptions, eventStreamRoutes } from './event-stream.ts'
+import { operatorRoutes } from './operator-routes.ts'
 import { resourceRoutes } from './resource-routes.ts'
 
 export const BODY_LIMIT = 1_048_576
@@ -81,6 +82,7 @@ export function buildApp(service: Service, options: AppOptions = {}) {
 
   app.register(bookRoutes(service))
   app.register(resourceRoutes(service))
+  app.register(operatorRoutes(service))
   app.register(eventStreamRoutes(service, options.eventStream))
   return app
 }
