@@ -12,6 +12,7 @@ import { createRedisClient, redisCheck } from './adapters/redis-connection.ts'
 import { RedisEventPublisher } from './adapters/redis-publisher.ts'
 import type { Config } from './config.ts'
 import { type Availability, availableToPromise } from './service-layer/availability.ts'
+import { batchMoves, type LineMove } from './service-layer/batch-moves.ts'
 import { createEventFeed, type EventFeed } from './service-layer/event-feed.ts'
 import { createHoldExpiry, together } from './service-layer/hold-expiry.ts'
 import { type BusDependencies, createMessageBus, type MessageBus } from './service-layer/message-bus.ts'
@@ -31,6 +32,8 @@ export type Service = Readonly<{
   feed: EventFeed
   /** What an allocation of `qty` of `sku` would get now, from the domain's own rule; `undefined`: no such sku. */
   availability(sku: string, qty: number): Promise<Availability | undefined>
+  /** The lines a change of batch `ref` to `qty` would move, and where; changes nothing. `undefined`: no such batch. */
+  batchMoves(ref: string, qty: number): Promise<LineMove[] | undefined>
   logger: Logger
   /**
    * Finishes deliveries that did not finish in line and releases expired holds; `start()` it in the
@@ -106,6 +109,7 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
     views,
     feed,
     availability: (sku, qty) => availableToPromise(startUnitOfWork, sku, qty),
+    batchMoves: (ref, qty) => batchMoves(startUnitOfWork, ref, qty),
     logger,
     relay,
     database,

@@ -279,6 +279,7 @@ describe.each(await storageModes())('the HTTP API on $name', (mode) => {
           '/allocations/{orderid}/{sku}',
           '/batches',
           '/batches/{ref}',
+          '/batches/{ref}/moves',
           '/events',
           '/events/stream',
           '/health',
@@ -287,6 +288,7 @@ describe.each(await storageModes())('the HTTP API on $name', (mode) => {
           '/products',
           '/products/{sku}',
           '/products/{sku}/availability',
+          '/products/{sku}/lines',
         ].sort(),
       )
       expect(Object.keys(document.body.paths['/batches/{ref}']).sort()).toEqual(['get', 'patch'])

@@ -11,6 +11,7 @@ import { type ApiKey, requireApiKeys } from './api-keys.ts'
 import { bookRoutes } from './book-routes.ts'
 import { answerFor, type ErrorAnswer, notFoundAnswer, shuttingDownAnswer } from './errors.ts'
 import { type EventStreamOptions, eventStreamRoutes } from './event-stream.ts'
+import { operatorRoutes } from './operator-routes.ts'
 import { resourceRoutes } from './resource-routes.ts'
 import { serviceRoutes } from './service-routes.ts'
 
@@ -171,6 +172,7 @@ export function buildApp(service: Service, options: AppOptions = {}) {
     if (apiKeys.length > 0) await requireApiKeys(api, apiKeys)
     api.register(bookRoutes(service))
     api.register(resourceRoutes(service))
+    api.register(operatorRoutes(service))
     api.register(eventStreamRoutes(service, options.eventStream))
   })
   return app

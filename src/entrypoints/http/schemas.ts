@@ -276,3 +276,37 @@ export const Readiness = Type.Object({
 
 /** The book's Flask answers `'OK', 201`; we answer the same word as a JSON string. */
 export const Ok = Type.String({ description: 'Always "OK"' })
+
+export const LinesQuery = closed({
+  status: Type.Optional(
+    Type.Union([Type.Literal('allocated'), Type.Literal('held'), Type.Literal('backordered')], {
+      description: 'Only the lines in this state',
+    }),
+  ),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'At most this many' })),
+})
+
+export const ProductLines = Type.Object({
+  sku: Sku,
+  lines: Type.Array(Line, { description: 'Oldest first (the backordered ones in the order they are filled)' }),
+})
+
+export const MovesQuery = closed({ qty: Qty })
+
+export const BatchMoves = Type.Object({
+  ref: Ref,
+  qty: Qty,
+  moved: Type.Array(
+    Type.Object({
+      orderid: Orderid,
+      sku: Sku,
+      qty: Qty,
+      status: Type.Union(
+        [Type.Literal('allocated'), Type.Literal('held'), Type.Literal('backordered'), Type.Literal('released')],
+        { description: 'Its state after the change: on another batch, waiting, or a hold released' },
+      ),
+      batchref: NullableBatchref,
+    }),
+    { description: 'Each line the change would take off the batch, with where it would go' },
+  ),
+})
