@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyRequest
 import packageJson from '../../../package.json' with { type: 'json' }
 import type { Service } from '../../bootstrap.ts'
 import { bookRoutes } from './book-routes.ts'
+import { dashboardRoutes } from './dashboard.ts'
 import { answerFor, type ErrorAnswer, notFoundAnswer } from './errors.ts'
 import { type EventStreamOptions, eventStreamRoutes } from './event-stream.ts'
 import { operatorRoutes } from './operator-routes.ts'
@@ -84,6 +85,7 @@ export function buildApp(service: Service, options: AppOptions = {}) {
   app.register(resourceRoutes(service))
   app.register(operatorRoutes(service))
   app.register(eventStreamRoutes(service, options.eventStream))
+  app.register(dashboardRoutes())
   return app
 }
 
