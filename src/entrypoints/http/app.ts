@@ -9,6 +9,7 @@ import { logContext } from '../../adapters/logger.ts'
 import type { Service } from '../../bootstrap.ts'
 import { type ApiKey, requireApiKeys } from './api-keys.ts'
 import { bookRoutes } from './book-routes.ts'
+import { dashboardRoutes } from './dashboard.ts'
 import { answerFor, type ErrorAnswer, notFoundAnswer, shuttingDownAnswer } from './errors.ts'
 import { type EventStreamOptions, eventStreamRoutes } from './event-stream.ts'
 import { operatorRoutes } from './operator-routes.ts'
@@ -165,6 +166,8 @@ export function buildApp(service: Service, options: AppOptions = {}) {
   app.register(swaggerUi, { routePrefix: '/docs' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   app.register(serviceRoutes(service))
+
+  app.register(dashboardRoutes())
 
   // The API proper, behind the keys when there are any; the service routes, the docs and the dashboard stay open.
   const apiKeys = options.apiKeys ?? []
