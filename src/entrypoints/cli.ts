@@ -7,6 +7,7 @@ import { bootstrap, type Service } from '../bootstrap.ts'
 import { loadConfig } from '../config.ts'
 import type { CreateBatch } from '../domain/commands.ts'
 import { InvalidInput, parseInput } from './cli-input.ts'
+import { AnonymousRefused, InvalidApiKeys } from './http/api-keys.ts'
 import { BatchEta, NewAllocation, NewBatch, RefParams } from './http/schemas.ts'
 import { startServer } from './http/server.ts'
 import { progressBar } from './progress-bar.ts'
@@ -209,6 +210,10 @@ async function serve(relay: boolean, consumer: boolean): Promise<void> {
     const server = await startServer(loadConfig(), { relay, consumer })
     stopOnSignal(server.service.logger, () => server.close())
   } catch (error) {
+    if (error instanceof AnonymousRefused || error instanceof InvalidApiKeys) {
+      console.error(error.message)
+      process.exit(2)
+    }
     pino().fatal({ err: error }, 'The allocation service could not start')
     process.exit(1)
   }

@@ -101,6 +101,14 @@ export interface Logger {
   error(obj: object, msg?: string): void
 }
 
+/**
+ * A server the service needs (the database) refused, dropped the connection or did not answer in time.
+ * Nothing is known to have been written; the same request later may succeed.
+ */
+export class Unavailable extends Error {
+  override readonly name = 'Unavailable'
+}
+
 /** A write lost a race for its product (version changed, serialisation failure); retrying is safe. */
 export class ConcurrencyConflict extends Error {
   override readonly name = 'ConcurrencyConflict'

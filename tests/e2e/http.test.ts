@@ -283,6 +283,7 @@ describe.each(await storageModes())('the HTTP API on $name', (mode) => {
           '/events',
           '/events/stream',
           '/health',
+          '/ready',
           '/orders/{orderid}',
           '/products',
           '/products/{sku}',

@@ -37,6 +37,7 @@ describe('the HTTP error handler', () => {
     logger,
     relay: { sweep: async () => 0, start: () => {}, stop: async () => {} },
     database: null,
+    readiness: async () => ({ ready: true, checks: { database: 'ok', redis: 'off' } }),
     migrate: async () => {},
     close: async () => {},
   }
@@ -56,7 +57,7 @@ describe('the HTTP error handler', () => {
     })
     expect(answer.body).not.toContain('secret')
     expect(logged).toContainEqual({
-      obj: expect.objectContaining({ err: failure, url: '/allocations' }),
+      obj: expect.objectContaining({ err: failure, url: '/allocations', reqId: expect.any(String) }),
       msg: 'request failed',
     })
   })

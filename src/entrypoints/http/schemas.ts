@@ -10,7 +10,11 @@ import { type Static, Type } from 'typebox'
 
 const MAX_QTY = 2_147_483_647
 
-const id = (description: string) => Type.String({ minLength: 1, maxLength: 255, description })
+/** No control characters (U+0000 to U+001F, U+007F): PostgreSQL refuses NUL, and logs and terminals the rest. */
+export const NO_CONTROL_CHARACTERS = '^[^\\u0000-\\u001F\\u007F]*$'
+
+const id = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 255, pattern: NO_CONTROL_CHARACTERS, description })
 
 const Ref = id('Batch reference')
 const Sku = id('Stock-keeping unit')
@@ -261,6 +265,14 @@ export const Events = Type.Object({
 export const Deallocated = Type.Null({ description: 'The line ended; no body' })
 
 export const Health = Type.Object({ status: Type.Literal('ok') })
+
+export const Readiness = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('unready')]),
+  checks: Type.Object({
+    database: Type.String({ description: '`ok`, or why the database cannot serve' }),
+    redis: Type.String({ description: '`ok`, `off` when Redis is not configured, or why it cannot serve' }),
+  }),
+})
 
 /** The book's Flask answers `'OK', 201`; we answer the same word as a JSON string. */
 export const Ok = Type.String({ description: 'Always "OK"' })
