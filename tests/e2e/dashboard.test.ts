@@ -173,6 +173,57 @@ describe('the operator dashboard in Chromium', () => {
     expect((await api.get('/orders/order-3')).status).toBe(404)
   })
 
+  it('asks for an API key once when the service wants one and keeps it for the tab; its files stay open', async (ctx) => {
+    if (!browser) return ctx.skip()
+    const secret = 'operator-secret-0123456789'
+    const keyed = await pgliteMode.prepare()
+    const guarded = await startService({ ...keyed.env, API_KEYS: `ops:write:${secret}` })
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+    const logged: string[] = []
+    tab.on('console', (message) => {
+      if (message.type() === 'error') logged.push(message.text())
+    })
+    tab.on('pageerror', (error) => logged.push(String(error)))
+    try {
+      for (const file of ['/', '/dashboard/', '/dashboard/app.js', '/dashboard/vendor/preact.mjs']) {
+        expect((await fetch(`${guarded.url}${file}`)).status, file).toBe(200)
+      }
+      expect((await fetch(`${guarded.url}/products`)).status).toBe(401)
+
+      await tab.goto(guarded.url)
+      const dialog = tab.getByRole('dialog', { name: 'API key' })
+      await dialog.waitFor()
+      await dialog.getByLabel('Key').fill('not-the-secret-0123456789')
+      await dialog.getByRole('button', { name: 'Use this key' }).click()
+      await dialog.getByText('The service refused that key.').waitFor()
+      await dialog.getByLabel('Key').fill(secret)
+      await dialog.getByRole('button', { name: 'Use this key' }).click()
+      await tab.getByText('No stock yet: add a batch below.').waitFor()
+      await tab.locator('.state-live').waitFor()
+      expect(await tab.evaluate(() => sessionStorage.getItem('allocation.apiKey'))).toBe(secret)
+
+      const added = await fetch(`${guarded.url}/batches`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
+        body: JSON.stringify({ ref: 'desk-shelf', sku: 'OAK-DESK', qty: 3, eta: null }),
+      })
+      expect(added.status).toBe(201)
+      await tab.locator('[data-sku="OAK-DESK"]').waitFor()
+
+      // The same tab keeps the key across a reload and is not asked again.
+      await tab.reload()
+      await tab.locator('[data-sku="OAK-DESK"]').waitFor()
+      await tab.locator('.state-live').waitFor()
+      expect(await tab.locator('dialog[open]').count()).toBe(0)
+      // The browser logs each 401 answer; nothing else.
+      expect(logged.filter((line) => !/status of 401 \(Unauthorized\)/.test(line))).toEqual([])
+    } finally {
+      await tab.close()
+      expect(await guarded.stop(), guarded.output()).toBe(0)
+      await keyed.drop()
+    }
+  })
+
   it('logged no console error but the refusals it asked for', async (ctx) => {
     if (!browser) return ctx.skip()
     // The browser itself logs each 4xx answer; the two refusals above are the only ones expected.
