@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyRequest
 import packageJson from '../../../package.json' with { type: 'json' }
 import type { Service } from '../../bootstrap.ts'
 import { bookRoutes } from './book-routes.ts'
+import { bulkRoutes } from './bulk-routes.ts'
 import { answerFor, type ErrorAnswer, notFoundAnswer } from './errors.ts'
 import { type EventStreamOptions, eventStreamRoutes } from './event-stream.ts'
 import { resourceRoutes } from './resource-routes.ts'
@@ -81,6 +82,7 @@ export function buildApp(service: Service, options: AppOptions = {}) {
 
   app.register(bookRoutes(service))
   app.register(resourceRoutes(service))
+  app.register(bulkRoutes(service))
   app.register(eventStreamRoutes(service, options.eventStream))
   return app
 }

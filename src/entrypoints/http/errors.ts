@@ -9,7 +9,7 @@ import {
   UnknownBatch,
 } from '../../domain/errors.ts'
 import { ConcurrencyConflict } from '../../service-layer/ports.ts'
-import type { ErrorBody } from './schemas.ts'
+import { type ErrorBody, ID_PATTERN } from './schemas.ts'
 
 /** A GET of an order without allocations (or without lines); not a domain failure, so it lives here. */
 export class UnknownOrder extends Error {
@@ -126,7 +126,11 @@ function subjectOf(location: string, field: string | null): string {
 }
 
 /** The predicate of the sentence, in words a client developer would use. */
-function problemOf({ keyword, params, message }: FastifySchemaValidationError): string {
+export function problemOf({
+  keyword,
+  params,
+  message,
+}: Pick<FastifySchemaValidationError, 'keyword' | 'params' | 'message'>): string {
   switch (keyword) {
     case 'required':
       return 'is required'
@@ -148,6 +152,12 @@ function problemOf({ keyword, params, message }: FastifySchemaValidationError): 
       return `must be ${JSON.stringify(params.allowedValue)}`
     case 'enum':
       return `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`
+    case 'pattern':
+      return params.pattern === ID_PATTERN ? 'must not contain control characters' : `must match ${params.pattern}`
+    case 'minItems':
+      return `must have at least ${params.limit} item${params.limit === 1 ? '' : 's'}`
+    case 'maxItems':
+      return `must have at most ${params.limit} items`
     case 'format':
       return params.format === 'date'
         ? 'must be a real calendar date written YYYY-MM-DD'

@@ -10,7 +10,10 @@ import { type Static, Type } from 'typebox'
 
 const MAX_QTY = 2_147_483_647
 
-const id = (description: string) => Type.String({ minLength: 1, maxLength: 255, description })
+/** No control character (U+0000 to U+001F, U+007F) in an id: they corrupt logs, terminals and CSV files. */
+export const ID_PATTERN = '^[^\\u0000-\\u001F\\u007F]*$'
+
+const id = (description: string) => Type.String({ minLength: 1, maxLength: 255, pattern: ID_PATTERN, description })
 
 const Ref = id('Batch reference')
 const Sku = id('Stock-keeping unit')
@@ -59,6 +62,22 @@ export function errorResponses<const S extends number>(...statuses: S[]): Record
 
 export const NewBatch = closed({ ref: Ref, sku: Sku, qty: Qty, eta: Eta })
 export const NewLine = closed({ orderid: Orderid, sku: Sku, qty: Qty })
+
+/** The most batches one bulk request may carry; a client sends a larger import in chunks. */
+export const MAX_BULK_BATCHES = 5000
+
+export const NewBatches = closed({
+  batches: Type.Array(NewBatch, {
+    minItems: 1,
+    maxItems: MAX_BULK_BATCHES,
+    description: 'Added in one transaction: all of them, or none when one is invalid or conflicts',
+  }),
+})
+
+export const BatchesAdded = Type.Object({
+  added: Type.Integer({ minimum: 0, description: 'Batches that were new' }),
+  present: Type.Integer({ minimum: 0, description: 'Batches that were there already, the same (nothing changed)' }),
+})
 
 export const MAX_HOLD_SECONDS = 86_400
 
