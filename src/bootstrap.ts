@@ -1,16 +1,18 @@
-import { pino } from 'pino'
 import { EmailNotifications } from './adapters/email-notifications.ts'
 import { LoggedNotifications } from './adapters/logged-notifications.ts'
+import { createLogger } from './adapters/logger.ts'
 import { type Database, openDatabase } from './adapters/postgres/database.ts'
 import { PgExpiredHolds } from './adapters/postgres/expired-holds.ts'
+import { databaseCheck } from './adapters/postgres/health.ts'
 import { migrateToLatest } from './adapters/postgres/migrator.ts'
 import { PgOutbox } from './adapters/postgres/outbox.ts'
 import { pgUnitOfWork } from './adapters/postgres/unit-of-work.ts'
 import { PgViews } from './adapters/postgres/views.ts'
-import { createRedisClient } from './adapters/redis-connection.ts'
+import { createRedisClient, redisCheck } from './adapters/redis-connection.ts'
 import { RedisEventPublisher } from './adapters/redis-publisher.ts'
 import type { Config } from './config.ts'
 import { type Availability, availableToPromise } from './service-layer/availability.ts'
+import { batchMoves, type LineMove } from './service-layer/batch-moves.ts'
 import { createEventFeed, type EventFeed } from './service-layer/event-feed.ts'
 import { createHoldExpiry, together } from './service-layer/hold-expiry.ts'
 import { type BusDependencies, createMessageBus, type MessageBus } from './service-layer/message-bus.ts'
@@ -30,6 +32,8 @@ export type Service = Readonly<{
   feed: EventFeed
   /** What an allocation of `qty` of `sku` would get now, from the domain's own rule; `undefined`: no such sku. */
   availability(sku: string, qty: number): Promise<Availability | undefined>
+  /** The lines a change of batch `ref` to `qty` would move, and where; changes nothing. `undefined`: no such batch. */
+  batchMoves(ref: string, qty: number): Promise<LineMove[] | undefined>
   logger: Logger
   /**
    * Finishes deliveries that did not finish in line and releases expired holds; `start()` it in the
@@ -38,14 +42,21 @@ export type Service = Readonly<{
   relay: OutboxRelay
   /** `null` when every storage port was overridden (tests with fakes). */
   database: Database | null
+  /** Whether the database (and Redis, when configured) answer within 1 s and the schema is current. */
+  readiness(): Promise<Readiness>
   /** Brings the schema up to date; a no-op without a database. */
   migrate(): Promise<void>
   close(): Promise<void>
 }>
 
+/** Each check is `ok`, `off` (not configured) or the reason it failed. */
+export type Readiness = Readonly<{ ready: boolean; checks: Readonly<{ database: string; redis: string }> }>
+
+const READINESS_TIMEOUT_MS = 1000
+
 /** The composition root: real adapters for whatever `overrides` does not provide. Connects lazily. */
 export function bootstrap(config: Config, overrides: Overrides = {}): Service {
-  const logger = overrides.logger ?? pino({ level: config.logLevel })
+  const logger = overrides.logger ?? createLogger(config.logLevel)
   const needsDatabase = !(overrides.startUnitOfWork && overrides.outbox && overrides.views && overrides.expiredHolds)
   const database =
     overrides.database ??
@@ -54,6 +65,8 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
           databaseUrl: config.databaseUrl,
           dataDir: config.dataDir,
           poolSize: config.poolSize,
+          connectTimeoutMs: config.databaseConnectTimeoutMs,
+          statementTimeoutMs: config.databaseStatementTimeoutMs,
           onConnectionError: (error) =>
             logger.warn({ err: error }, 'A database connection broke; the pool replaces it'),
         })
@@ -96,9 +109,18 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
     views,
     feed,
     availability: (sku, qty) => availableToPromise(startUnitOfWork, sku, qty),
+    batchMoves: (ref, qty) => batchMoves(startUnitOfWork, ref, qty),
     logger,
     relay,
     database,
+    async readiness() {
+      const [databaseStatus, redisStatus] = await Promise.all([
+        database ? within(READINESS_TIMEOUT_MS, databaseCheck(database)) : 'ok',
+        redis ? within(READINESS_TIMEOUT_MS, redisCheck(redis)) : 'off',
+      ])
+      const checks = { database: databaseStatus, redis: redisStatus }
+      return { ready: Object.values(checks).every((c) => c === 'ok' || c === 'off'), checks }
+    },
     async migrate() {
       if (database) await migrateToLatest(database.db)
     },
@@ -110,5 +132,18 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
       redis?.disconnect()
       email?.close()
     },
+  }
+}
+
+/** The check's answer, or a reason if it takes longer than `ms`. */
+async function within(ms: number, check: Promise<string>): Promise<string> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`did not answer within ${ms} ms`), ms)
+  })
+  try {
+    return await Promise.race([check, late])
+  } finally {
+    clearTimeout(timer)
   }
 }

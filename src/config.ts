@@ -18,6 +18,16 @@ export type Config = Readonly<{
   eventsHeartbeatMs: number
   /** Bytes a reader of the event stream may leave unread before it is dropped (it resumes from its last id). */
   eventsMaxBufferedBytes: number
+  /** `API_KEYS`, unparsed: `name:scope:secret,...` (see api-keys.ts); empty: no authentication. */
+  apiKeys: string
+  /** Serve without keys on an address other machines can reach. */
+  allowAnonymous: boolean
+  /** How long to wait for a connection to PostgreSQL (or a free one in the pool) before answering 503. */
+  databaseConnectTimeoutMs: number
+  /** How long one statement may take, on the server and as the client waits for its answer. */
+  databaseStatementTimeoutMs: number
+  /** A log line per request, with its id and the API key's name. */
+  logRequests: boolean
 }>
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -35,6 +45,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     eventsPollMs: integer(env, 'EVENTS_POLL_MS', 250),
     eventsHeartbeatMs: integer(env, 'EVENTS_HEARTBEAT_MS', 15_000),
     eventsMaxBufferedBytes: integer(env, 'EVENTS_MAX_BUFFERED_BYTES', 1_048_576),
+    apiKeys: env.API_KEYS ?? '',
+    allowAnonymous: env.ALLOW_ANONYMOUS === 'true',
+    databaseConnectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 3000),
+    databaseStatementTimeoutMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000),
+    logRequests: env.LOG_REQUESTS !== 'false',
   }
 }
 

@@ -49,6 +49,16 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
   return client
 }
 
+/** `ok` when Redis answers a PING, otherwise why not. */
+export async function redisCheck(client: Redis): Promise<string> {
+  try {
+    await client.ping()
+    return 'ok'
+  } catch (error) {
+    return `not answering: ${(error as Error).message}`
+  }
+}
+
 /** Runs a MULTI; a command that failed inside it fails the whole call, as it would outside one. */
 export async function execOrThrow(transaction: ChainableCommander): Promise<unknown[]> {
   const results = await transaction.exec()

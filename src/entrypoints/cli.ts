@@ -5,6 +5,7 @@ import { loadConfig } from '../config.ts'
 import type { CreateBatch } from '../domain/commands.ts'
 import { InvalidInput, parseInput } from './cli-input.ts'
 import { type CliTarget, databaseTarget, httpTarget } from './cli-target.ts'
+import { AnonymousRefused, InvalidApiKeys } from './http/api-keys.ts'
 import { BatchEta, NewAllocation, NewBatch, RefParams } from './http/schemas.ts'
 import { startServer } from './http/server.ts'
 import { importBatches } from './import-batches.ts'
@@ -212,6 +213,10 @@ async function serve(relay: boolean, consumer: boolean): Promise<void> {
     const server = await startServer(loadConfig(), { relay, consumer })
     stopOnSignal(server.service.logger, () => server.close())
   } catch (error) {
+    if (error instanceof AnonymousRefused || error instanceof InvalidApiKeys) {
+      console.error(error.message)
+      process.exit(2)
+    }
     pino().fatal({ err: error }, 'The allocation service could not start')
     process.exit(1)
   }

@@ -1,7 +1,15 @@
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import type { ChangeBatchQuantity, Command } from '../domain/commands.ts'
-import { BatchEta, BatchQuantity, LineParams, NewAllocation, NewBatch, RefParams } from './http/schemas.ts'
+import {
+  BatchEta,
+  BatchQuantity,
+  LineParams,
+  NewAllocation,
+  NewBatch,
+  NO_CONTROL_CHARACTERS,
+  RefParams,
+} from './http/schemas.ts'
 
 /** A message from outside that is not one of ours: wrong JSON, unknown type, a missing or invalid field. */
 export class MalformedMessage extends Error {
@@ -70,5 +78,10 @@ function describe({ keyword, instancePath, params, message }: ValidationError): 
     const extra = (params as { additionalProperties?: string[] }).additionalProperties ?? []
     return [`fields not allowed: ${extra.map((field) => `"${field}"`).join(', ')}`]
   }
-  return [instancePath === '' ? message : `"${instancePath.slice(1)}" ${message}`]
+  const problem = describesControlCharacters(keyword, params) ? 'must not contain control characters' : message
+  return [instancePath === '' ? problem : `"${instancePath.slice(1)}" ${problem}`]
+}
+
+export function describesControlCharacters(keyword: string, params: object): boolean {
+  return keyword === 'pattern' && (params as { pattern?: unknown }).pattern === NO_CONTROL_CHARACTERS
 }

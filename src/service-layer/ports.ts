@@ -109,6 +109,14 @@ export interface Logger {
   error(obj: object, msg?: string): void
 }
 
+/**
+ * A server the service needs (the database) refused, dropped the connection or did not answer in time.
+ * Nothing is known to have been written; the same request later may succeed.
+ */
+export class Unavailable extends Error {
+  override readonly name = 'Unavailable'
+}
+
 /** A write lost a race for its product (version changed, serialisation failure); retrying is safe. */
 export class ConcurrencyConflict extends Error {
   override readonly name = 'ConcurrencyConflict'
@@ -154,6 +162,8 @@ export type LineView = Readonly<{
   expiresAt: string | null
 }>
 
+export type LinesQuery = Readonly<{ status: LineView['status'] | null; limit: number }>
+
 /** The read side: plain queries, consistent as soon as a write has answered. */
 export interface ReadViews {
   /** The order's `allocated` lines only (the book's view). */
@@ -164,6 +174,11 @@ export interface ReadViews {
   product(sku: string): Promise<ProductView | undefined>
   /** Every sku with its totals, the least available first (then by sku). */
   products(): Promise<ProductSummary[]>
+  /**
+   * The sku's lines, oldest first, in one state or any, at most `limit`; `undefined` when the sku is
+   * unknown. With a state, it reads that state's lines alone (partial indexes), not the sku's history.
+   */
+  lines(sku: string, query: LinesQuery): Promise<LineView[] | undefined>
   /** Committed events after `after`, in outbox order; one committed late never appears behind a later one. */
   events(after: number, limit: number): Promise<StoredEvent[]>
   /** The id of the newest event `events` would show now, 0 when there is none: where "from now on" starts. */

@@ -95,15 +95,17 @@ describe.each(await storageModes())('the command line with --url ($name)', (mode
   })
 })
 
-// The other commands do not depend on the storage: one mode is enough.
-describe('the command line with --url, beyond imports', () => {
+const SECRET = 'cli-test-secret-0123456789'
+
+// The other commands do not depend on the storage: one mode is enough. This service asks for a key.
+describe('the command line with --url and API_KEY, beyond imports', () => {
   let storage: Storage
   let service: RunningService
   let dir: string
 
   beforeAll(async () => {
     storage = await pgliteMode.prepare()
-    service = await startService(storage.env)
+    service = await startService({ ...storage.env, API_KEYS: `clerk:write:${SECRET}` })
     dir = await mkdtemp(join(tmpdir(), 'allocation-cli-url-'))
   })
   afterAll(async () => {
@@ -116,7 +118,7 @@ describe('the command line with --url, beyond imports', () => {
 
   it('adds, allocates, shows and changes stock through the API, with exit codes as without --url', async () => {
     const sku = randomSku('desk')
-    const env = { ALLOCATION_URL: service.url }
+    const env = { ALLOCATION_URL: service.url, API_KEY: SECRET }
     expect(await command(env, 'add-batch', `${sku}-b1`, sku, '5')).toMatchObject({
       code: 0,
       stdout: `Added batch ${sku}-b1\n`,
@@ -137,6 +139,13 @@ describe('the command line with --url, beyond imports', () => {
     expect((await command(env, 'stock', sku)).stdout).toContain('Total: 5 purchased, 3 allocated, 2 available')
     expect((await command(env, 'order', 'order-2')).stdout).toMatch(/backordered/)
     expect(await command(env, 'order', 'order-none')).toMatchObject({ code: 2 })
+  })
+
+  it('says so when the key is missing or wrong', async () => {
+    const answer = await command({ ALLOCATION_URL: service.url, API_KEY: 'not-the-secret-at-all' }, 'stock', 'x')
+    expect(answer.code).toBe(1)
+    expect(answer.stderr).not.toBe('')
+    expect((await command({ ALLOCATION_URL: service.url }, 'stock', 'x')).code).toBe(1)
   })
 
   it('says in one line when the service cannot be reached', async () => {

@@ -51,6 +51,16 @@ describe('the allocation command line (embedded database)', () => {
     expect(stock.stdout.indexOf('b-warehouse')).toBeLessThan(stock.stdout.indexOf('b-ship'))
   })
 
+  it('refuses a CSV row whose id holds a control character, and writes nothing of its chunk', async () => {
+    const csv = join(dataDir.dir, 'control.csv')
+    await writeFile(csv, 'ref,sku,qty,eta\nb-nul\u0000x,STOOL,5,\nb-esc,STO\u001bOL,5,\nb-fine,STOOL,5,\n')
+    const imported = await cli('import-batches', csv)
+    expect(imported.code).toBe(1)
+    expect(imported.stdout).toMatch(/^0 batches added, 0 already there, 3 not written \(chunks with 2 bad rows\)/)
+    expect(imported.stderr).toContain('Line 2, column 1 (ref): must not contain control characters')
+    expect(imported.stderr).toContain('Line 3, column 2 (sku): must not contain control characters')
+  })
+
   // b-ship, the shipment of LAMP added above.
   it('changes a batch eta with set-eta: a date when a shipment slips, arrived when it is in', async () => {
     expect(await cli('set-eta', 'b-ship', '2027-02-10')).toMatchObject({

@@ -279,13 +279,16 @@ describe.each(await storageModes())('the HTTP API on $name', (mode) => {
           '/allocations/{orderid}/{sku}',
           '/batches',
           '/batches/{ref}',
+          '/batches/{ref}/moves',
           '/events',
           '/events/stream',
           '/health',
+          '/ready',
           '/orders/{orderid}',
           '/products',
           '/products/{sku}',
           '/products/{sku}/availability',
+          '/products/{sku}/lines',
         ].sort(),
       )
       expect(Object.keys(document.body.paths['/batches/{ref}']).sort()).toEqual(['get', 'patch'])

@@ -84,6 +84,25 @@ describe.each(modes)('GET /events/stream (%s)', (mode: Mode) => {
     bob.close()
   })
 
+  it('gives a reader that joins while events are being committed each of them once, in order', async (ctx) => {
+    if (!test) return ctx.skip()
+    const sku = randomSku()
+    const refs = Array.from({ length: 40 }, () => randomBatchref())
+    const start = await service.views.lastEventId()
+    const live = await readStream(`${url}/events/stream`)
+    const writing = (async () => {
+      for (const ref of refs) await addBatch(ref, sku)
+    })()
+    // Joins mid-way: it catches up from the database while the shared poll hands out the newer events.
+    await vi.waitFor(async () => expect((await service.views.events(start, 100)).length).toBeGreaterThan(10), patiently)
+    const joined = await readStream(`${url}/events/stream?after=${start}`)
+    await writing
+    await vi.waitFor(() => expect(refsOf(joined.events)).toEqual(refs), patiently)
+    await vi.waitFor(() => expect(joined.events).toEqual(live.events), patiently)
+    live.close()
+    joined.close()
+  })
+
   it('sends a comment line while nothing happens, so proxies keep the stream open', async (ctx) => {
     if (!test) return ctx.skip()
     const stream = await readStream(`${url}/events/stream`)
@@ -109,6 +128,8 @@ describe.each(modes)('GET /events/stream (%s)', (mode: Mode) => {
   it('disconnects a reader that does not read, keeps serving the others, and the reader resumes after its last event', async (ctx) => {
     if (!test) return ctx.skip()
     const database = test.database
+    // The readers of earlier tests may still be leaving: count only this test's two.
+    await vi.waitFor(() => expect(service.feed.size).toBe(0), patiently)
     const sku = randomSku().padEnd(255, 's')
     const ref = randomBatchref().padEnd(250, 'r')
     // A reader that asks for the stream and then never reads: the kernel's buffers fill, then ours.

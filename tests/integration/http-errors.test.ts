@@ -27,14 +27,17 @@ describe('the HTTP error handler', () => {
       batch: async () => undefined,
       product: async () => undefined,
       products: async () => [],
+      lines: async () => undefined,
       events: async () => [],
       lastEventId: async () => 0,
     },
     feed: { subscribe: async () => () => {}, size: 0, close: () => {} },
     availability: async () => undefined,
+    batchMoves: async () => undefined,
     logger,
     relay: { sweep: async () => 0, start: () => {}, stop: async () => {} },
     database: null,
+    readiness: async () => ({ ready: true, checks: { database: 'ok', redis: 'off' } }),
     migrate: async () => {},
     close: async () => {},
   }
@@ -54,7 +57,7 @@ describe('the HTTP error handler', () => {
     })
     expect(answer.body).not.toContain('secret')
     expect(logged).toContainEqual({
-      obj: expect.objectContaining({ err: failure, url: '/allocations' }),
+      obj: expect.objectContaining({ err: failure, url: '/allocations', reqId: expect.any(String) }),
       msg: 'request failed',
     })
   })

@@ -289,6 +289,7 @@ const noViews: ReadViews = {
   batch: async () => undefined,
   product: async () => undefined,
   products: async () => [],
+  lines: async () => undefined,
   events: async () => [],
   lastEventId: async () => 0,
 }

@@ -11,11 +11,15 @@ export type DatabaseSettings = Readonly<{
   databaseUrl: string | null
   dataDir: string
   poolSize: number
+  /** Bound on waiting for a new connection, or for a free one when the pool is busy (default 3000). */
+  connectTimeoutMs?: number
+  /** Bound on one statement, enforced by the server and by the client waiting for its answer (default 5000). */
+  statementTimeoutMs?: number
   /** Called with the SQL of every statement the query builder runs. */
   onQuery?: (sql: string) => void
   /**
-   * Called when an idle server connection breaks (server restart, administrator command). The pool
-   * replaces it; without a listener node-postgres would crash the process.
+   * Called when a server connection breaks (server restart, failover, a cut network), idle or in use. The
+   * pool replaces it; without a listener node-postgres would crash the process.
    */
   onConnectionError?: (error: Error) => void
 }>
@@ -28,8 +32,12 @@ export interface Database {
    * resolves at once with a server's pool. Returns the function that gives it back.
    */
   acquire(): Promise<() => void>
+  /** Connections of a server's pool; `null` for the embedded database. */
+  poolStats(): PoolStats | null
   close(): Promise<void>
 }
+
+export type PoolStats = Readonly<{ total: number; idle: number; waiting: number; max: number }>
 
 const INT8 = 20
 const DATE = 1082
@@ -43,6 +51,11 @@ export function openDatabase(settings: DatabaseSettings): Database {
     const pool = new pg.Pool({
       connectionString: settings.databaseUrl,
       max: settings.poolSize,
+      connectionTimeoutMillis: settings.connectTimeoutMs ?? 3000,
+      statement_timeout: settings.statementTimeoutMs ?? 5000,
+      // A server that stops answering without closing the connection is noticed by the client too.
+      query_timeout: (settings.statementTimeoutMs ?? 5000) + 1000,
+      keepAlive: true,
       types: {
         getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
           oid === INT8
@@ -52,9 +65,23 @@ export function openDatabase(settings: DatabaseSettings): Database {
               : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
       },
     })
-    pool.on('error', (error) => settings.onConnectionError?.(error))
+    // The pool listens to idle connections only; a connection in use that breaks would emit 'error' with
+    // no listener and end the process. Each connection gets a listener for its whole life instead.
+    pool.on('connect', (client) => client.on('error', (error) => settings.onConnectionError?.(error)))
+    pool.on('error', () => {})
     const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }), ...(log && { log }) })
-    return { mode: 'postgres', db, acquire: async () => () => {}, close: () => db.destroy() }
+    return {
+      mode: 'postgres',
+      db,
+      acquire: async () => () => {},
+      poolStats: () => ({
+        total: pool.totalCount,
+        idle: pool.idleCount,
+        waiting: pool.waitingCount,
+        max: settings.poolSize,
+      }),
+      close: () => db.destroy(),
+    }
   }
   mkdirSync(settings.dataDir, { recursive: true })
   const unlock = lockDataDir(settings.dataDir)
@@ -68,6 +95,7 @@ export function openDatabase(settings: DatabaseSettings): Database {
     mode: 'pglite',
     db,
     acquire: mutex,
+    poolStats: () => null,
     async close() {
       const release = await mutex()
       try {

@@ -30,3 +30,10 @@ async function migrate(
   if (error) throw error
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName)
 }
+
+/** The migrations this code knows that the database has not run yet. */
+export async function pendingMigrations(db: Kysely<Schema>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } })
+  const known = await migrator.getMigrations()
+  return known.filter((m) => m.executedAt === undefined).map((m) => m.name)
+}

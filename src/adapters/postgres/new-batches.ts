@@ -1,8 +1,8 @@
-import { sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import type { DomainEvent } from '../../domain/events.ts'
 import type { Product } from '../../domain/model.ts'
 import { ConcurrencyConflict, type StoredEvent } from '../../service-layer/ports.ts'
-import type { Executor } from './repository.ts'
+import type { Schema } from './schema.ts'
 
 /** A product whose only change is new batches, with the version it was loaded at (`null`: it is new). */
 export type NewBatchesOf = Readonly<{ product: Product; from: number | null; newRefs: ReadonlySet<string> }>
@@ -12,7 +12,7 @@ export type NewBatchesOf = Readonly<{ product: Product; from: number | null; new
  * new products inserted, the others' versions moved on only from the version they were loaded at, the
  * batches inserted in their order of creation, and their events written to the outbox.
  */
-export async function saveNewBatches(changes: readonly NewBatchesOf[], db: Executor): Promise<StoredEvent[]> {
+export async function saveNewBatches(changes: readonly NewBatchesOf[], db: Kysely<Schema>): Promise<StoredEvent[]> {
   const created = changes.filter((c) => c.from === null).map((c) => c.product)
   const loaded = changes.filter((c) => c.from !== null)
   if (created.length > 0) {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { PostgresCursor, PostgresPool, PostgresPoolClient, PostgresQueryResult } from 'kysely'
 import type pg from 'pg'
+import { Unavailable } from '../../service-layer/ports.ts'
 
 const names = new Map<string, string>()
 
@@ -22,7 +23,11 @@ export function preparingPool(pool: pg.Pool): PostgresPool {
   return {
     options: pool.options,
     async connect() {
-      return new PreparingClient(await pool.connect())
+      try {
+        return new PreparingClient(await pool.connect())
+      } catch (error) {
+        throw asUnavailable(error)
+      }
     },
     end: () => pool.end(),
   }
@@ -30,6 +35,8 @@ export function preparingPool(pool: pg.Pool): PostgresPool {
 
 class PreparingClient implements PostgresPoolClient {
   readonly #client: pg.PoolClient
+  /** A statement failed for want of the server: the connection goes, rather than back to the pool. */
+  #broken = false
 
   constructor(client: pg.PoolClient) {
     this.#client = client
@@ -45,10 +52,32 @@ class PreparingClient implements PostgresPoolClient {
     const values = [...parameters]
     const query = values.length > 0 ? { name: statementName(sql), text: sql, values } : { text: sql }
     // Rows are whatever the statement selects; Kysely gives them their type.
-    return this.#client.query(query) as unknown as Promise<PostgresQueryResult<R>>
+    return (this.#client.query(query) as unknown as Promise<PostgresQueryResult<R>>).catch((error: unknown) => {
+      if (!isConnectionFailure(error)) throw error
+      this.#broken = true
+      throw asUnavailable(error)
+    })
   }
 
   release(destroy?: boolean): void {
-    this.#client.release(destroy)
+    this.#client.release(this.#broken || destroy)
   }
+}
+
+/** SQLSTATE classes and codes that mean the server, not the statement, failed (or was too slow). */
+const SERVER_CODES = /^(08...|57P0[123]|53300|57014)$/
+const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH'])
+const DRIVER_MESSAGES =
+  /connection terminated|query read timeout|timeout exceeded when trying to connect|not queryable/i
+
+export function isConnectionFailure(error: unknown): boolean {
+  if (error instanceof Unavailable) return true
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown }
+  if (typeof code === 'string' && (SERVER_CODES.test(code) || SOCKET_CODES.has(code))) return true
+  return typeof message === 'string' && DRIVER_MESSAGES.test(message)
+}
+
+function asUnavailable(error: unknown): unknown {
+  if (error instanceof Unavailable || !isConnectionFailure(error)) return error
+  return new Unavailable(`The database did not answer: ${(error as Error).message}`, { cause: error })
 }

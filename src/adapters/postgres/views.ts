@@ -2,6 +2,7 @@ import { type ExpressionBuilder, sql } from 'kysely'
 import type {
   AllocationView,
   BatchView,
+  LinesQuery,
   LineView,
   ProductSummary,
   ProductView,
@@ -33,24 +34,36 @@ export class PgViews implements ReadViews {
   }
 
   async order(orderid: string): Promise<LineView[]> {
-    const rows = await this.#read((db) =>
-      db
-        .selectFrom('allocations as a')
-        .leftJoin('batches as b', 'b.id', 'a.batch_id')
-        .select([
-          'a.orderid',
-          'a.sku',
-          'a.qty',
-          'a.status',
-          'b.ref as batchref',
-          'b.eta',
-          sql<string | null>`to_char(a.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`.as('expiresAt'),
-        ])
-        .where('a.orderid', '=', orderid)
-        .orderBy('a.id')
-        .execute(),
+    const rows = await this.#read((db) => this.#lines(db).where('a.orderid', '=', orderid).orderBy('a.id').execute())
+    return rows.map(toLineView)
+  }
+
+  async lines(sku: string, { status, limit }: LinesQuery): Promise<LineView[] | undefined> {
+    const known = await this.#read((db) =>
+      db.selectFrom('products').select('sku').where('sku', '=', sku).executeTakeFirst(),
     )
-    return rows.map((row) => ({ ...row, batchref: row.batchref ?? null, eta: row.eta ?? null }))
+    if (!known) return undefined
+    const rows = await this.#read((db) => {
+      const query = this.#lines(db).where('a.sku', '=', sku)
+      // A literal, not a parameter: the state's partial index then serves prepared statements too.
+      return (status ? query.where('a.status', '=', sql.lit(status)) : query).orderBy('a.id').limit(limit).execute()
+    })
+    return rows.map(toLineView)
+  }
+
+  #lines(db: Database['db']) {
+    return db
+      .selectFrom('allocations as a')
+      .leftJoin('batches as b', 'b.id', 'a.batch_id')
+      .select([
+        'a.orderid',
+        'a.sku',
+        'a.qty',
+        'a.status',
+        'b.ref as batchref',
+        'b.eta',
+        sql<string | null>`to_char(a.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`.as('expiresAt'),
+      ])
   }
 
   async batch(ref: string): Promise<BatchView | undefined> {
@@ -173,6 +186,12 @@ function waitingQty(eb: ExpressionBuilder<Schema & { p: Schema['products'] }, 'p
     .select(sql<number>`coalesce(sum(a.qty), 0)`.as('qty'))
     .whereRef('a.sku', '=', 'p.sku')
     .where('a.status', '=', sql.lit(status))
+}
+
+function toLineView(
+  row: Omit<LineView, 'batchref' | 'eta'> & { batchref: string | null; eta: string | null },
+): LineView {
+  return { ...row, batchref: row.batchref ?? null, eta: row.eta ?? null }
 }
 
 function toBatchView(row: {

@@ -1,14 +1,21 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyRequest, LogController } from 'fastify'
 import packageJson from '../../../package.json' with { type: 'json' }
+import { logContext } from '../../adapters/logger.ts'
 import type { Service } from '../../bootstrap.ts'
+import { type ApiKey, requireApiKeys } from './api-keys.ts'
 import { bookRoutes } from './book-routes.ts'
 import { bulkRoutes } from './bulk-routes.ts'
-import { answerFor, type ErrorAnswer, notFoundAnswer } from './errors.ts'
+import { dashboardRoutes } from './dashboard.ts'
+import { answerFor, type ErrorAnswer, notFoundAnswer, shuttingDownAnswer } from './errors.ts'
 import { type EventStreamOptions, eventStreamRoutes } from './event-stream.ts'
+import { operatorRoutes } from './operator-routes.ts'
 import { resourceRoutes } from './resource-routes.ts'
+import { serviceRoutes } from './service-routes.ts'
 
 export const BODY_LIMIT = 1_048_576
 
@@ -19,18 +26,69 @@ export type AppOptions = Readonly<{
   logRequests?: boolean
   /** Heartbeat and slow-reader bound of `GET /events/stream`. */
   eventStream?: EventStreamOptions
+  /** The keys the API routes require; none: the API is open (the caller decides whether that is safe). */
+  apiKeys?: readonly ApiKey[]
 }>
+
+/** One line per request, when it is answered: its id (bound by Fastify), the key's name, the outcome. */
+class RequestLog extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return
+    const line = {
+      method: request.method,
+      url: request.url,
+      route: request.routeOptions.url ?? null,
+      statusCode: reply.statusCode,
+      responseTime: reply.elapsedTime,
+      apiKey: request.apiKey?.name ?? null,
+    }
+    if (error) reply.log.error({ ...line, err: error }, 'request errored')
+    else reply.log.info(line, 'request completed')
+  }
+}
+
+/** How long a client refused a 413 may go on sending its body before the connection is closed on it. */
+const DRAIN_TIMEOUT_MS = 10_000
+
+/**
+ * Fastify closes the connection after a 413 while the client is still sending the body; the client then
+ * sees a reset (EPIPE) instead of the answer. Reading the rest of the body into nothing lets the answer
+ * arrive, and the connection serves its next request; a client that never finishes is cut off after a while.
+ */
+function readRestOfBody(request: FastifyRequest, reply: FastifyReply): void {
+  const incoming = request.raw
+  if (incoming.readableEnded) return
+  reply.removeHeader('connection')
+  const cutOff = setTimeout(() => incoming.socket.destroy(), DRAIN_TIMEOUT_MS).unref()
+  incoming.once('end', () => clearTimeout(cutOff))
+  incoming.once('close', () => clearTimeout(cutOff))
+  incoming.resume()
+}
+
+/** A caller's `x-request-id` when it is a plain token, otherwise a new one. */
+function requestId(request: IncomingMessage): string {
+  const given = request.headers['x-request-id']
+  return typeof given === 'string' && /^[\x21-\x7e]{1,200}$/.test(given) ? given : randomUUID()
+}
 
 /** The HTTP API over `service`, ready to `listen()` or `inject()`. */
 export function buildApp(service: Service, options: AppOptions = {}) {
   const send = (reply: FastifyReply, request: FastifyRequest, error: unknown, answer: ErrorAnswer) => {
-    if (answer.status >= 500)
-      service.logger.error({ err: error, method: request.method, url: request.url }, 'request failed')
+    const context = { reqId: request.id, method: request.method, url: request.url }
+    if (answer.status === 500) service.logger.error({ ...context, err: error }, 'request failed')
+    else if (answer.status >= 500)
+      service.logger.warn({ ...context, reason: (error as Error | null)?.message }, answer.body.message)
+    if (answer.retryAfter !== undefined) reply.header('retry-after', String(answer.retryAfter))
     return reply.code(answer.status).send(answer.body)
   }
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
-    logController: new LogController({ disableRequestLogging: !options.logRequests }),
+    logController: new RequestLog({ disableRequestLogging: !options.logRequests }),
+    genReqId: requestId,
+    // Answered by the onRequest hook below, in the service's error shape.
+    return503OnClosing: false,
     bodyLimit: BODY_LIMIT,
     // An id is up to 255 characters, each up to 12 once percent-encoded; the schema then checks the decoded id.
     routerOptions: { maxParamLength: 255 * 12 },
@@ -58,6 +116,25 @@ export function buildApp(service: Service, options: AppOptions = {}) {
   app.removeContentTypeParser('text/plain')
   app.setErrorHandler((error, request, reply) => send(reply, request, error, answerFor(error)))
   app.setNotFoundHandler((request, reply) => send(reply, request, null, notFoundAnswer(request.method, request.url)))
+  app.decorateRequest('apiKey', null)
+
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id)
+    if (!closing) return done()
+    // Arrived on a connection already open when shutdown began: refused before anything is done.
+    reply.header('connection', 'close')
+    void send(reply, request, null, shuttingDownAnswer)
+  })
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (reply.statusCode === 413) readRestOfBody(request, reply)
+    done(null, payload)
+  })
+  // The handler runs inside this call, so whatever the service logs on its behalf carries the request's id.
+  app.addHook('preHandler', (request, _reply, done) => logContext.run({ reqId: request.id }, done))
 
   app.register(swagger, {
     openapi: {
@@ -75,15 +152,34 @@ export function buildApp(service: Service, options: AppOptions = {}) {
         { name: 'events' },
         { name: 'service' },
       ],
+      components: {
+        securitySchemes: {
+          apiKey: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An API key secret from API_KEYS; read keys may only GET, write keys may do anything',
+          },
+        },
+      },
+      security: [{ apiKey: [] }],
     },
   })
   app.register(swaggerUi, { routePrefix: '/docs' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  app.register(serviceRoutes(service))
 
-  app.register(bookRoutes(service))
-  app.register(resourceRoutes(service))
-  app.register(bulkRoutes(service))
-  app.register(eventStreamRoutes(service, options.eventStream))
+  app.register(dashboardRoutes())
+
+  // The API proper, behind the keys when there are any; the service routes, the docs and the dashboard stay open.
+  const apiKeys = options.apiKeys ?? []
+  app.register(async (api) => {
+    if (apiKeys.length > 0) await requireApiKeys(api, apiKeys)
+    api.register(bookRoutes(service))
+    api.register(resourceRoutes(service))
+    api.register(bulkRoutes(service))
+    api.register(operatorRoutes(service))
+    api.register(eventStreamRoutes(service, options.eventStream))
+  })
   return app
 }
 

@@ -8,8 +8,8 @@ import {
   NotAllocated,
   UnknownBatch,
 } from '../../domain/errors.ts'
-import { ConcurrencyConflict } from '../../service-layer/ports.ts'
-import { type ErrorBody, ID_PATTERN } from './schemas.ts'
+import { ConcurrencyConflict, Unavailable } from '../../service-layer/ports.ts'
+import { type ErrorBody, NO_CONTROL_CHARACTERS } from './schemas.ts'
 
 /** A GET of an order without allocations (or without lines); not a domain failure, so it lives here. */
 export class UnknownOrder extends Error {
@@ -34,10 +34,20 @@ export class LineOutOfStock extends Error {
   }
 }
 
-export type ErrorAnswer = Readonly<{ status: number; body: ErrorBody }>
+/** `retryAfter`: seconds, for the `Retry-After` header of a passing failure. */
+export type ErrorAnswer = Readonly<{ status: number; body: ErrorBody; retryAfter?: number }>
 
 type ErrorClass = abstract new (...args: never[]) => Error
-type Rule = Readonly<{ status: number; code: string; message?: string }>
+type Rule = Readonly<{ status: number; code: string; message?: string; retryAfter?: number }>
+
+const UNAVAILABLE_MESSAGE = 'The database is not answering; nothing was changed, please try again shortly'
+
+/** What a request that arrives while the service shuts down is answered (nothing was done). */
+export const shuttingDownAnswer: ErrorAnswer = {
+  status: 503,
+  body: { message: 'The service is shutting down; please send the request again', code: 'unavailable' },
+  retryAfter: 1,
+}
 
 /**
  * The one table from failures to answers: error classes keep their own message (it names the ids);
@@ -53,7 +63,8 @@ const rules: ReadonlyArray<readonly [ErrorClass | string, Rule]> = [
   [BatchConflict, { status: 409, code: 'batch_conflict' }],
   [LineConflict, { status: 409, code: 'line_conflict' }],
   [LineOutOfStock, { status: 409, code: 'out_of_stock' }],
-  [ConcurrencyConflict, { status: 503, code: 'busy', message: 'The service is busy; please try again' }],
+  [ConcurrencyConflict, { status: 503, code: 'busy', message: 'The service is busy; please try again', retryAfter: 1 }],
+  [Unavailable, { status: 503, code: 'unavailable', message: UNAVAILABLE_MESSAGE, retryAfter: 2 }],
   ['FST_ERR_VALIDATION', { status: 400, code: 'validation_failed' }],
   [
     'FST_ERR_CTP_INVALID_JSON_BODY',
@@ -82,7 +93,8 @@ export function answerFor(error: unknown): ErrorAnswer {
     const validation = validationOf(error)
     if (validation) return { status: rule.status, body: validationBody(validation.context, validation.errors) }
     const message = rule.message ?? (error as Error).message
-    return { status: rule.status, body: { message, code: rule.code } }
+    const answer = { status: rule.status, body: { message, code: rule.code } }
+    return rule.retryAfter === undefined ? answer : { ...answer, retryAfter: rule.retryAfter }
   }
   // Fastify's other client errors (a malformed URL, a poisoned prototype, a bad content-length) carry
   // their status and a readable message.
@@ -153,7 +165,9 @@ export function problemOf({
     case 'enum':
       return `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`
     case 'pattern':
-      return params.pattern === ID_PATTERN ? 'must not contain control characters' : `must match ${params.pattern}`
+      return params.pattern === NO_CONTROL_CHARACTERS
+        ? 'must not contain control characters'
+        : `must match the pattern ${params.pattern}`
     case 'minItems':
       return `must have at least ${params.limit} item${params.limit === 1 ? '' : 's'}`
     case 'maxItems':

@@ -12,7 +12,6 @@ import {
   Events,
   EventsQuery,
   errorResponses,
-  Health,
   Line,
   LineParams,
   NewAllocation,
@@ -243,14 +242,6 @@ export function resourceRoutes({ bus, views, availability }: Service): FastifyPl
         const events = stored.map(({ id, event }) => ({ id, ...event }))
         return { events, next: stored.at(-1)?.id ?? after }
       },
-    )
-
-    app.get(
-      '/health',
-      {
-        schema: { tags: ['service'], summary: 'Answers while the process serves requests', response: { 200: Health } },
-      },
-      async () => ({ status: 'ok' as const }),
     )
   }
 }

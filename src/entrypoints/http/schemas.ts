@@ -10,10 +10,11 @@ import { type Static, Type } from 'typebox'
 
 const MAX_QTY = 2_147_483_647
 
-/** No control character (U+0000 to U+001F, U+007F) in an id: they corrupt logs, terminals and CSV files. */
-export const ID_PATTERN = '^[^\\u0000-\\u001F\\u007F]*$'
+/** No control characters (U+0000 to U+001F, U+007F): PostgreSQL refuses NUL, and logs and terminals the rest. */
+export const NO_CONTROL_CHARACTERS = '^[^\\u0000-\\u001F\\u007F]*$'
 
-const id = (description: string) => Type.String({ minLength: 1, maxLength: 255, pattern: ID_PATTERN, description })
+const id = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 255, pattern: NO_CONTROL_CHARACTERS, description })
 
 const Ref = id('Batch reference')
 const Sku = id('Stock-keeping unit')
@@ -281,5 +282,47 @@ export const Deallocated = Type.Null({ description: 'The line ended; no body' })
 
 export const Health = Type.Object({ status: Type.Literal('ok') })
 
+export const Readiness = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('unready')]),
+  checks: Type.Object({
+    database: Type.String({ description: '`ok`, or why the database cannot serve' }),
+    redis: Type.String({ description: '`ok`, `off` when Redis is not configured, or why it cannot serve' }),
+  }),
+})
+
 /** The book's Flask answers `'OK', 201`; we answer the same word as a JSON string. */
 export const Ok = Type.String({ description: 'Always "OK"' })
+
+export const LinesQuery = closed({
+  status: Type.Optional(
+    Type.Union([Type.Literal('allocated'), Type.Literal('held'), Type.Literal('backordered')], {
+      description: 'Only the lines in this state',
+    }),
+  ),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'At most this many' })),
+})
+
+export const ProductLines = Type.Object({
+  sku: Sku,
+  lines: Type.Array(Line, { description: 'Oldest first (the backordered ones in the order they are filled)' }),
+})
+
+export const MovesQuery = closed({ qty: Qty })
+
+export const BatchMoves = Type.Object({
+  ref: Ref,
+  qty: Qty,
+  moved: Type.Array(
+    Type.Object({
+      orderid: Orderid,
+      sku: Sku,
+      qty: Qty,
+      status: Type.Union(
+        [Type.Literal('allocated'), Type.Literal('held'), Type.Literal('backordered'), Type.Literal('released')],
+        { description: 'Its state after the change: on another batch, waiting, or a hold released' },
+      ),
+      batchref: NullableBatchref,
+    }),
+    { description: 'Each line the change would take off the batch, with where it would go' },
+  ),
+})

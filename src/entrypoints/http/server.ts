@@ -1,8 +1,10 @@
 import { resolve } from 'node:path'
-import { type Logger, pino } from 'pino'
+import type { Logger } from 'pino'
+import { createLogger } from '../../adapters/logger.ts'
 import { bootstrap, type Service } from '../../bootstrap.ts'
 import type { Config } from '../../config.ts'
 import { startRedisConsumer } from '../redis-consumer.ts'
+import { checkExposure, parseApiKeys } from './api-keys.ts'
 import { type App, buildApp } from './app.ts'
 
 export type Server = Readonly<{
@@ -14,19 +16,25 @@ export type Server = Readonly<{
   close(): Promise<void>
 }>
 
-/** Migrates the database and serves the API on `config.host:config.port`; logs one line saying where. */
+/**
+ * Migrates the database and serves the API on `config.host:config.port`; logs one line saying where.
+ * Throws `InvalidApiKeys` or `AnonymousRefused` before opening anything when the keys do not allow it.
+ */
 export async function startServer(
   config: Config,
   options: { logger?: Logger; logRequests?: boolean; relay?: boolean; consumer?: boolean } = {},
 ): Promise<Server> {
-  const logger = options.logger ?? pino({ level: config.logLevel })
+  const apiKeys = parseApiKeys(config.apiKeys)
+  checkExposure(config.host, apiKeys, config.allowAnonymous)
+  const logger = options.logger ?? createLogger(config.logLevel)
   const service = bootstrap(config, { logger })
   let app: App | undefined
   try {
     await service.migrate()
     app = buildApp(service, {
       logger,
-      logRequests: options.logRequests ?? false,
+      logRequests: options.logRequests ?? config.logRequests,
+      apiKeys,
       eventStream: { heartbeatMs: config.eventsHeartbeatMs, maxBufferedBytes: config.eventsMaxBufferedBytes },
     })
     // Fastify logs the listening line itself; the resolver makes it the one startup line we want.
@@ -63,5 +71,6 @@ export async function startServer(
 function storage(service: Service, config: Config): string {
   const database =
     service.database?.mode === 'pglite' ? `database: PGlite in ${resolve(config.dataDir)}` : 'database: PostgreSQL'
-  return config.redisUrl ? `${database}, Redis events and commands` : database
+  const redis = config.redisUrl ? `${database}, Redis events and commands` : database
+  return config.apiKeys ? `${redis}, API keys required` : redis
 }

@@ -1,0 +1,25 @@
+import { sql } from 'kysely'
+import type { Database } from './database.ts'
+import { pendingMigrations } from './migrator.ts'
+
+/** `ok`, or why the database cannot serve: it does not answer, or its schema is behind this code. */
+export async function databaseCheck(database: Database): Promise<string> {
+  try {
+    const pending = await pendingMigrations(database.db)
+    return pending.length === 0 ? 'ok' : `migrations not run: ${pending.join(', ')}`
+  } catch (error) {
+    return `not answering: ${(error as Error).message}`
+  }
+}
+
+export type OutboxBacklog = Readonly<{ undelivered: number; oldestSeconds: number }>
+
+/** Events not yet delivered, and the age of the oldest; reads only the undelivered rows (a partial index). */
+export async function outboxBacklog(database: Database): Promise<OutboxBacklog> {
+  const { rows } = await sql<{ undelivered: number; oldest_seconds: number | null }>`
+    select count(*)::int as undelivered,
+           extract(epoch from now() - min(created_at))::float8 as oldest_seconds
+    from outbox where delivered_at is null`.execute(database.db)
+  const row = rows[0]
+  return { undelivered: row?.undelivered ?? 0, oldestSeconds: row?.oldest_seconds ?? 0 }
+}

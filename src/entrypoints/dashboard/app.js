@@ -1,0 +1,112 @@
+import { render } from 'preact'
+import { useEffect, useRef, useState } from 'preact/hooks'
+import { whenKeyNeeded } from './api.js'
+import { followEvents } from './event-stream.js'
+import { html } from './html.js'
+import { describe, publish } from './live.js'
+import { OrderView } from './orders.js'
+import { ProductView } from './product.js'
+import { StockView } from './stock.js'
+
+/** `#/`, `#/products/SKU`, `#/orders` or `#/orders/ORDERID`. */
+function useRoute() {
+  const read = () => location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent)
+  const [route, setRoute] = useState(read)
+  useEffect(() => {
+    const changed = () => setRoute(read())
+    addEventListener('hashchange', changed)
+    return () => removeEventListener('hashchange', changed)
+  }, [])
+  return route
+}
+
+function Page({ route }) {
+  const [section, id] = route
+  if (section === 'products' && id) return html`<${ProductView} sku=${id} />`
+  if (section === 'orders') return html`<${OrderView} orderid=${id ?? ''} />`
+  return html`<${StockView} />`
+}
+
+function LiveFeed() {
+  const [events, setEvents] = useState([])
+  const [state, setState] = useState('connecting')
+  useEffect(
+    () =>
+      followEvents({
+        onState: setState,
+        onEvents: (arrived) => {
+          setEvents((shown) => [...arrived.reverse(), ...shown].slice(0, 50))
+          publish(arrived)
+        },
+      }),
+    [],
+  )
+  return html`<aside class="feed" aria-labelledby="feed-title">
+    <h2 id="feed-title">Live events <span class=${`state state-${state.replaceAll(' ', '-')}`}>${state}</span></h2>
+    ${events.length === 0 && html`<p class="quiet">Events appear here as they happen.</p>`}
+    <ol aria-live="polite" aria-relevant="additions">
+      ${events.map(
+        (e) => html`<li key=${e.id} data-type=${e.type}><span class="event-type">${e.type}</span> ${describe(e)}</li>`,
+      )}
+    </ol>
+  </aside>`
+}
+
+/** Asks for an API key when the API answers 401; the key is kept in this tab's sessionStorage only. */
+function KeyDialog() {
+  const dialog = useRef(null)
+  const [request, setRequest] = useState(null)
+  useEffect(() => {
+    whenKeyNeeded(
+      (refused) =>
+        new Promise((resolve) => {
+          setRequest({ refused, resolve })
+        }),
+    )
+  }, [])
+  useEffect(() => {
+    if (request && !dialog.current.open) dialog.current.showModal()
+  }, [request])
+  const answer = (key) => {
+    dialog.current.close()
+    request?.resolve(key)
+    setRequest(null)
+  }
+  return html`<dialog ref=${dialog} aria-labelledby="key-title" onCancel=${() => answer(null)}>
+    <form
+      method="dialog"
+      onSubmit=${(event) => {
+        event.preventDefault()
+        answer(new FormData(event.currentTarget).get('key'))
+      }}
+    >
+      <h2 id="key-title">API key</h2>
+      <p>${request?.refused ? 'The service refused that key. ' : ''}This service needs an API key. It is kept for this tab only.</p>
+      <label for="api-key">Key</label>
+      <input id="api-key" name="key" type="password" autocomplete="off" required autofocus />
+      <div class="actions"><button type="submit">Use this key</button></div>
+    </form>
+  </dialog>`
+}
+
+function App() {
+  const route = useRoute()
+  const here = route[0] || 'stock'
+  const link = (href, name, label) =>
+    html`<a href=${href} aria-current=${here === name ? 'page' : undefined}>${label}</a>`
+  return html`<header>
+      <p class="title">Allocation</p>
+      <nav aria-label="Views">
+        ${link('#/', 'stock', 'Stock')} ${link('#/orders', 'orders', 'Orders')} <a href="/docs">API docs</a>
+      </nav>
+    </header>
+    <div class="layout">
+      <main id="main"><${Page} route=${route} /></main>
+      <${LiveFeed} />
+    </div>
+    <${KeyDialog} />`
+}
+
+const root = document.getElementById('app')
+root.replaceChildren()
+render(html`<${App} />`, root)

@@ -1,0 +1,65 @@
+import { useState } from 'preact/hooks'
+import { api, path } from './api.js'
+import { html } from './html.js'
+import { time } from './live.js'
+
+const arrives = (line) => (line.status === 'backordered' ? 'when stock comes' : (line.eta ?? 'now (warehouse)'))
+
+/** Order lines with their state, batch, promised arrival and hold expiry, each one cancellable. */
+export function LinesTable({ lines, caption, show = 'orderid' }) {
+  const [cancelling, setCancelling] = useState(null)
+  const [error, setError] = useState(null)
+  const cancel = async (line) => {
+    setError(null)
+    try {
+      await api('DELETE', path`/allocations/${line.orderid}/${line.sku}`)
+      setCancelling(null)
+    } catch (failure) {
+      setError(failure)
+    }
+  }
+  if (lines.length === 0) return null
+  return html`<table class="lines">
+    <caption>${caption}</caption>
+    <thead>
+      <tr>
+        <th scope="col">${show === 'orderid' ? 'Order' : 'Sku'}</th>
+        <th scope="col">Qty</th>
+        <th scope="col">State</th>
+        <th scope="col">Batch</th>
+        <th scope="col">Arrives</th>
+        <th scope="col">Hold expires</th>
+        <th scope="col"><span class="visually-hidden">Actions</span></th>
+      </tr>
+    </thead>
+    <tbody>
+      ${lines.map((l) => {
+        const key = `${l.orderid}/${l.sku}`
+        return html`<tr key=${key} data-line=${key}>
+          <td>${
+            show === 'orderid'
+              ? html`<a href=${`#/orders/${encodeURIComponent(l.orderid)}`}>${l.orderid}</a>`
+              : html`<a href=${`#/products/${encodeURIComponent(l.sku)}`}>${l.sku}</a>`
+          }</td>
+          <td>${l.qty}</td>
+          <td><span class=${`status ${l.status}`}>${l.status}</span></td>
+          <td>${l.batchref ?? '—'}</td>
+          <td>${arrives(l)}</td>
+          <td>${l.expiresAt ? html`<time datetime=${l.expiresAt}>${time(l.expiresAt)}</time>` : '—'}</td>
+          <td>
+            ${
+              cancelling === key
+                ? html`<span class="confirm-inline">
+                    Cancel ${l.orderid}’s ${l.qty} × ${l.sku}?
+                    <button type="button" class="danger" onClick=${() => cancel(l)}>Yes, cancel the line</button>
+                    <button type="button" class="secondary" onClick=${() => setCancelling(null)}>Keep it</button>
+                  </span>`
+                : html`<button type="button" class="secondary" aria-label=${`Cancel line ${l.orderid} ${l.sku}`} onClick=${() => setCancelling(key)}>Cancel</button>`
+            }
+            ${cancelling === key && error && html`<span class="error" role="alert">${error.message}</span>`}
+          </td>
+        </tr>`
+      })}
+    </tbody>
+  </table>`
+}

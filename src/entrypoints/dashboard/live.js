@@ -1,0 +1,56 @@
+import { useEffect, useState } from 'preact/hooks'
+
+const listeners = new Set()
+
+/** Hands newly arrived events to every view that listens. */
+export function publish(events) {
+  for (const listener of listeners) listener(events)
+}
+
+/**
+ * A number that grows each time events that `concerns` arrive: a view reloads what it shows when it
+ * changes, so it follows the service without a reload of the page.
+ */
+export function useChanges(concerns) {
+  const [count, setCount] = useState(0)
+  useEffect(() => {
+    const listener = (events) => {
+      if (events.some((e) => concerns(e.data))) setCount((n) => n + 1)
+    }
+    listeners.add(listener)
+    return () => listeners.delete(listener)
+  }, [concerns])
+  return count
+}
+
+/** One line of the live feed, in the service's own words. */
+export function describe(event) {
+  const e = event.data
+  const line = `${e.orderid} (${e.qty} × ${e.sku})`
+  switch (e.type) {
+    case 'BatchCreated':
+      return `Batch ${e.ref} added: ${e.qty} × ${e.sku}, ${e.eta ? `arriving ${e.eta}` : 'in the warehouse'}`
+    case 'BatchQuantityChanged':
+      return `Batch ${e.ref} of ${e.sku} now has ${e.qty}`
+    case 'BatchEtaChanged':
+      return `Batch ${e.ref} of ${e.sku} ${e.eta ? `now arrives ${e.eta}` : 'arrived in the warehouse'}`
+    case 'Allocated':
+      return `${line} allocated to ${e.batchref}`
+    case 'Deallocated':
+      return `${line} taken off ${e.batchref} (${e.reason ?? 'requested'})`
+    case 'Held':
+      return `${line} held on ${e.batchref} until ${time(e.expiresAt)}`
+    case 'HoldReleased':
+      return `${line}: hold on ${e.batchref} released (${e.reason})`
+    case 'Backordered':
+      return `${line} waits for stock (backordered)`
+    case 'BackorderCancelled':
+      return `${line}: backorder cancelled`
+    case 'OutOfStock':
+      return `Out of stock: ${line}`
+    default:
+      return `${e.type}${e.sku ? ` (${e.sku})` : ''}`
+  }
+}
+
+export const time = (iso) => (iso ? new Date(iso).toLocaleString() : '')

@@ -1,0 +1,124 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { isIP } from 'node:net'
+import bearerAuth from '@fastify/bearer-auth'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+
+export type ApiKey = Readonly<{ name: string; scope: 'read' | 'write'; digest: Buffer }>
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The key the request came with; `null` when the service runs without keys. */
+    apiKey: ApiKey | null
+  }
+}
+
+const MIN_SECRET_LENGTH = 16
+
+/** `API_KEYS` could not be read; the message names the entry and what is wrong with it. */
+export class InvalidApiKeys extends Error {
+  override readonly name = 'InvalidApiKeys'
+}
+
+/** The service would be open to anyone who reaches it; it says so instead of starting. */
+export class AnonymousRefused extends Error {
+  override readonly name = 'AnonymousRefused'
+}
+
+/**
+ * `name:scope:secret` entries separated by commas; scope `read` or `write`, a secret of at least 16
+ * characters (it may contain colons). Only a digest of each secret is kept.
+ */
+export function parseApiKeys(text: string): ApiKey[] {
+  const entries = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '')
+  const keys = entries.map((entry, i) => {
+    const [name = '', scope = '', ...rest] = entry.split(':')
+    const secret = rest.join(':')
+    const which = `API_KEYS entry ${i + 1}${name ? ` (${name})` : ''}`
+    if (!/^[\w.-]+$/.test(name)) throw new InvalidApiKeys(`${which} needs a name of letters, digits, _ . or -`)
+    if (scope !== 'read' && scope !== 'write')
+      throw new InvalidApiKeys(`${which} has scope "${scope}"; use read or write`)
+    if (secret.length < MIN_SECRET_LENGTH) {
+      throw new InvalidApiKeys(`${which} has a secret shorter than ${MIN_SECRET_LENGTH} characters`)
+    }
+    return { name, scope, digest: digestOf(secret) } as const
+  })
+  const names = new Set<string>()
+  for (const { name } of keys) {
+    if (names.has(name)) throw new InvalidApiKeys(`API_KEYS names the key ${name} twice`)
+    names.add(name)
+  }
+  return keys
+}
+
+/**
+ * The key whose secret is `secret`. Digests of equal length are compared in constant time, and every key
+ * is compared, so the time taken says nothing about how close a guess was or which key it matched.
+ */
+export function findKey(keys: readonly ApiKey[], secret: string): ApiKey | undefined {
+  const digest = digestOf(secret)
+  let found: ApiKey | undefined
+  for (const key of keys) {
+    if (timingSafeEqual(key.digest, digest)) found = key
+  }
+  return found
+}
+
+/** Refuses to serve without keys where other machines can reach the service, unless told to. */
+export function checkExposure(host: string, keys: readonly ApiKey[], allowAnonymous: boolean): void {
+  if (keys.length > 0 || allowAnonymous || isLoopback(host)) return
+  throw new AnonymousRefused(
+    `Refusing to serve on ${host} without API_KEYS: anyone who reaches it could change stock; set API_KEYS, ` +
+      'listen on 127.0.0.1, or set ALLOW_ANONYMOUS=true to serve without authentication.',
+  )
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1' || host === '[::1]') return true
+  return isIP(host) === 4 && host.startsWith('127.')
+}
+
+/**
+ * Requires a key on every route registered in `app` (and its children): 401 `unauthorized` without one
+ * that matches, 403 `forbidden` when a `read` key asks to change something.
+ */
+export async function requireApiKeys(app: FastifyInstance, keys: readonly ApiKey[]): Promise<void> {
+  await app.register(bearerAuth, {
+    keys: [],
+    addHook: false,
+    verifyErrorLogLevel: 'debug',
+    auth: (secret: string, request: FastifyRequest) => {
+      request.apiKey = findKey(keys, secret) ?? null
+      return request.apiKey !== null
+    },
+  })
+  app.addHook('onRequest', (request, reply, done) => {
+    app.verifyBearerAuth?.(request, reply, (error) => {
+      if (error) return void unauthorized(reply)
+      if (request.apiKey?.scope === 'read' && !isRead(request.method)) {
+        return void reply.code(403).send({
+          message: `The API key ${request.apiKey.name} may only read; this ${request.method} needs a write key`,
+          code: 'forbidden',
+        })
+      }
+      done()
+    })
+  })
+}
+
+function unauthorized(reply: FastifyReply): FastifyReply {
+  return reply
+    .code(401)
+    .header('www-authenticate', 'Bearer')
+    .send({ message: 'Send a valid API key as "Authorization: Bearer <secret>"', code: 'unauthorized' })
+}
+
+function isRead(method: string): boolean {
+  return method === 'GET' || method === 'HEAD'
+}
+
+function digestOf(secret: string): Buffer {
+  return createHash('sha256').update(secret).digest()
+}

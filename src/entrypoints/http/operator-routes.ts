@@ -1,0 +1,55 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { Service } from '../../bootstrap.ts'
+import { UnknownBatch } from '../../domain/errors.ts'
+import { UnknownProduct } from './errors.ts'
+import { integerQuery } from './resource-routes.ts'
+import { BatchMoves, errorResponses, LinesQuery, MovesQuery, ProductLines, RefParams, SkuParams } from './schemas.ts'
+
+/** What an operator looks at before acting: a sku's lines, and what a batch change would move. */
+export function operatorRoutes({ views, batchMoves }: Service): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(
+      '/products/:sku/lines',
+      {
+        schema: {
+          tags: ['products'],
+          summary: "A sku's order lines, oldest first, in one state (status) or every state",
+          params: SkuParams,
+          querystring: LinesQuery,
+          response: { 200: ProductLines, ...errorResponses(400, 404) },
+        },
+        preValidation: async (request) => integerQuery(request.query, ['limit']),
+      },
+      async (request) => {
+        const { sku } = request.params
+        const { status = null, limit = 100 } = request.query
+        const lines = await views.lines(sku, { status, limit })
+        if (!lines) throw new UnknownProduct(sku)
+        return { sku, lines }
+      },
+    )
+
+    app.get(
+      '/batches/:ref/moves',
+      {
+        schema: {
+          tags: ['batches'],
+          summary:
+            "The lines that setting the batch's purchased quantity to qty would move off it, and where each " +
+            'would go (another batch, the backorder queue, or a hold released); changes nothing',
+          params: RefParams,
+          querystring: MovesQuery,
+          response: { 200: BatchMoves, ...errorResponses(400, 404) },
+        },
+        preValidation: async (request) => integerQuery(request.query, ['qty']),
+      },
+      async (request) => {
+        const { ref } = request.params
+        const { qty } = request.query
+        const moved = await batchMoves(ref, qty)
+        if (!moved) throw new UnknownBatch(ref)
+        return { ref, qty, moved }
+      },
+    )
+  }
+}
