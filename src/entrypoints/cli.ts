@@ -239,7 +239,12 @@ async function consumeOnly(): Promise<void> {
   }
   const service = bootstrap(config)
   await service.migrate()
-  const consumer = startRedisConsumer({ bus: service.bus, logger: service.logger, redisUrl: config.redisUrl })
+  const consumer = startRedisConsumer({
+    bus: service.bus,
+    logger: service.logger,
+    redisUrl: config.redisUrl,
+    metrics: service.metrics,
+  })
   service.logger.info({}, 'Applying the commands that arrive through Redis')
   stopOnSignal(service.logger, async () => {
     await consumer.stop()

@@ -101,6 +101,27 @@ export interface ExpiredHolds {
   due(now: number, limit: number): Promise<Array<Readonly<{ orderid: string; sku: string }>>>
 }
 
+/** What happened to one line a caller sent (`Allocate`). */
+export type LineOutcome = 'allocated' | 'held' | 'backordered' | 'out_of_stock' | 'line_conflict'
+
+/**
+ * Counts of what the service does, as it does it: each call is a few nanoseconds of arithmetic, never a
+ * query. Monitoring reads them (Prometheus in production).
+ */
+export interface Metrics {
+  lineOutcome(outcome: LineOutcome): void
+  /** A transaction lost a race for its product and is tried again. */
+  writeConflictRetried(): void
+  /** A message from outside could not be applied and was set aside. */
+  deadLettered(): void
+}
+
+export const uncountedMetrics: Metrics = {
+  lineOutcome: () => {},
+  writeConflictRetried: () => {},
+  deadLettered: () => {},
+}
+
 /** The subset of pino the service layer uses. */
 export interface Logger {
   debug(obj: object, msg?: string): void

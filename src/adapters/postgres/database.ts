@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { PGlite, types as pgliteTypes } from '@electric-sql/pglite'
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely'
 import pg from 'pg'
+import { pgliteThread } from './pglite-thread.ts'
 import { preparingPool } from './prepared-client.ts'
 import type { Schema } from './schema.ts'
 
@@ -36,6 +36,13 @@ export interface Database {
   poolStats(): PoolStats | null
   close(): Promise<void>
 }
+
+/**
+ * PGlite's buffer cache (128 MB by default) is memory the process keeps once touched; 16 MB holds the
+ * hot rows of a few thousand skus, and a page it misses is read from the data directory (through the
+ * operating system's cache) instead.
+ */
+const PGLITE_CONF = ['shared_buffers=16MB']
 
 export type PoolStats = Readonly<{ total: number; idle: number; waiting: number; max: number }>
 
@@ -85,10 +92,7 @@ export function openDatabase(settings: DatabaseSettings): Database {
   }
   mkdirSync(settings.dataDir, { recursive: true })
   const unlock = lockDataDir(settings.dataDir)
-  const pglite = new PGlite({
-    dataDir: settings.dataDir,
-    parsers: { [pgliteTypes.INT8]: Number, [pgliteTypes.DATE]: asText },
-  })
+  const pglite = pgliteThread({ dataDir: settings.dataDir, postgresqlConf: PGLITE_CONF, initialMemoryBytes: null })
   const db = new Kysely<Schema>({ dialect: new PGliteDialect({ pglite }), ...(log && { log }) })
   const mutex = createMutex()
   return {

@@ -133,6 +133,11 @@ export function buildApp(service: Service, options: AppOptions = {}) {
     if (reply.statusCode === 413) readRestOfBody(request, reply)
     done(null, payload)
   })
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? '(unmatched)'
+    service.metrics.observeRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000)
+    done()
+  })
   // The handler runs inside this call, so whatever the service logs on its behalf carries the request's id.
   app.addHook('preHandler', (request, _reply, done) => logContext.run({ reqId: request.id }, done))
 

@@ -282,6 +282,11 @@ export const Deallocated = Type.Null({ description: 'The line ended; no body' })
 
 export const Health = Type.Object({ status: Type.Literal('ok') })
 
+export const MetricsText = Type.Unsafe<string>({
+  description: 'The Prometheus text exposition format',
+  content: { 'text/plain': { schema: { type: 'string' } } },
+})
+
 export const Readiness = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('unready')]),
   checks: Type.Object({

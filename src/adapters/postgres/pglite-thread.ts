@@ -1,0 +1,156 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import type { PGliteDialectConfig } from 'kysely'
+
+type KyselyPglite = Exclude<PGliteDialectConfig['pglite'], (...args: never[]) => unknown>
+
+export type PgliteWorkerOptions = Readonly<{
+  dataDir: string
+  /** Create the database, close it and end. */
+  initOnly?: boolean
+  /** `postgresql.conf` lines (memory settings). */
+  postgresqlConf: readonly string[]
+  /** The WebAssembly memory PGlite starts with; `null` for its default. */
+  initialMemoryBytes: number | null
+}>
+
+type PgliteOperation = Readonly<
+  { op: 'query'; sql: string; params: readonly unknown[] } | { op: 'exec'; sql: string } | { op: 'close' }
+>
+export type PgliteRequest = PgliteOperation & Readonly<{ id: number }>
+
+type QueryResult = Readonly<{ rows: unknown[]; affectedRows: number | null; command?: string | null }>
+
+export type PgliteResponse =
+  | Readonly<{ id: number; result: QueryResult }>
+  | Readonly<{ id: number; error: Record<string, unknown> }>
+
+type ThreadMessage = Readonly<{ ready: true } | { failed: Record<string, unknown> }>
+
+const WORKER = new URL('./pglite-worker.ts', import.meta.url)
+
+/** An error from the database thread, with the fields of PostgreSQL's (`code`, `constraint`...). */
+export class PgliteError extends Error {
+  override readonly name = 'PgliteError'
+}
+
+const asError = (fields: Record<string, unknown>) =>
+  Object.assign(new PgliteError(String(fields.message)), { ...fields, name: 'PgliteError' })
+
+/**
+ * PGlite in a worker thread, behind the interface Kysely's `PGliteDialect` expects. A transaction holds
+ * the database until it ends; a query outside one waits for it, as with PGlite itself. The thread keeps
+ * the process alive only while a request is in flight.
+ */
+export function pgliteThread(options: PgliteWorkerOptions): KyselyPglite {
+  const pending = new Map<number, { resolve: (r: QueryResult) => void; reject: (e: Error) => void }>()
+  let nextId = 1
+  let closed = false
+  let ready = false
+  let failure: Error | null = null
+  const fail = (error: Error) => {
+    failure = error
+    closed = true
+    for (const waiting of pending.values()) waiting.reject(error)
+    pending.clear()
+  }
+
+  const started = (async () => {
+    // A new database is made by initdb in a thread of its own, whose memory is all returned when it ends.
+    if (!existsSync(join(options.dataDir, 'PG_VERSION'))) await initialise(options)
+    const worker = new Worker(WORKER, { workerData: options })
+    await new Promise<void>((resolve, reject) => {
+      worker.once('message', (message: ThreadMessage) => {
+        if ('failed' in message) {
+          reject(asError(message.failed))
+          void worker.terminate()
+        } else resolve()
+      })
+      worker.once('error', reject)
+    })
+    ready = true
+    worker.on('message', (response: PgliteResponse) => {
+      const waiting = pending.get(response.id)
+      pending.delete(response.id)
+      if (pending.size === 0) worker.unref()
+      if ('error' in response) waiting?.reject(asError(response.error))
+      else waiting?.resolve(response.result)
+    })
+    worker.on('error', fail)
+    worker.on('exit', (code) => fail(new Error(`The embedded database thread exited (code ${code})`)))
+    if (pending.size === 0) worker.unref()
+    return worker
+  })()
+  const waitReady = started.then(() => {})
+  // Nothing waits for readiness before the first query, which then reports the failure.
+  waitReady.catch(() => {})
+
+  const send = async (request: PgliteOperation): Promise<QueryResult> => {
+    const worker = await started
+    if (failure) throw failure
+    const id = nextId++
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject })
+      worker.ref()
+      worker.postMessage({ ...request, id })
+    })
+  }
+  const run = (sql: string, params: readonly unknown[] = []) =>
+    send({ op: 'query', sql, params }) as Promise<{ rows: never[]; affectedRows?: number; fields: [] }>
+
+  let tail: Promise<unknown> = Promise.resolve()
+  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+    const turn = tail.then(work)
+    tail = turn.catch(() => {})
+    return turn
+  }
+
+  return {
+    get closed() {
+      return closed
+    },
+    get ready() {
+      return ready && !closed
+    },
+    waitReady,
+    query: (sql, params) => exclusive(() => run(sql, params)),
+    transaction: (callback) =>
+      exclusive(async () => {
+        await send({ op: 'exec', sql: 'BEGIN' })
+        let ended = false
+        const end = async (sql: 'COMMIT' | 'ROLLBACK') => {
+          ended = true
+          return send({ op: 'exec', sql })
+        }
+        try {
+          const result = await callback({ query: run, rollback: async () => void (await end('ROLLBACK')) })
+          if (!ended && (await end('COMMIT')).command === 'ROLLBACK') {
+            throw asError({ message: 'The transaction was aborted and rolled back', code: '25P02' })
+          }
+          return result
+        } catch (error) {
+          if (!ended) await end('ROLLBACK').catch(() => {})
+          throw error
+        }
+      }),
+    close: () =>
+      exclusive(async () => {
+        if (closed) return
+        const worker = await started.catch(() => null)
+        await send({ op: 'close' }).catch(() => {})
+        closed = true
+        await worker?.terminate()
+      }),
+  }
+}
+
+async function initialise(options: PgliteWorkerOptions): Promise<void> {
+  const worker = new Worker(WORKER, { workerData: { ...options, initOnly: true } })
+  const message = await new Promise<ThreadMessage>((resolve, reject) => {
+    worker.once('message', resolve)
+    worker.once('error', reject)
+  })
+  await worker.terminate()
+  if ('failed' in message) throw asError(message.failed)
+}
