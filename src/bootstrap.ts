@@ -8,6 +8,7 @@ import { migrateToLatest } from './adapters/postgres/migrator.ts'
 import { PgOutbox } from './adapters/postgres/outbox.ts'
 import { pgUnitOfWork } from './adapters/postgres/unit-of-work.ts'
 import { PgViews } from './adapters/postgres/views.ts'
+import { PrometheusMetrics } from './adapters/prometheus-metrics.ts'
 import { createRedisClient, redisCheck } from './adapters/redis-connection.ts'
 import { RedisEventPublisher } from './adapters/redis-publisher.ts'
 import type { Config } from './config.ts'
@@ -19,7 +20,7 @@ import { type BusDependencies, createMessageBus, type MessageBus } from './servi
 import { createOutboxRelay, type OutboxRelay } from './service-layer/outbox-relay.ts'
 import { type ExpiredHolds, type Logger, type ReadViews, systemClock } from './service-layer/ports.ts'
 
-export type Overrides = Partial<Omit<BusDependencies, 'maxAttempts'>> & {
+export type Overrides = Partial<Omit<BusDependencies, 'maxAttempts' | 'metrics'>> & {
   views?: ReadViews
   database?: Database
   expiredHolds?: ExpiredHolds
@@ -35,6 +36,8 @@ export type Service = Readonly<{
   /** The lines a change of batch `ref` to `qty` would move, and where; changes nothing. `undefined`: no such batch. */
   batchMoves(ref: string, qty: number): Promise<LineMove[] | undefined>
   logger: Logger
+  /** What the service counts, and the HTTP layer's timings, for `GET /metrics`. */
+  metrics: PrometheusMetrics
   /**
    * Finishes deliveries that did not finish in line and releases expired holds; `start()` it in the
    * process that should sweep.
@@ -87,6 +90,7 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
       ? new EmailNotifications({ smtpUrl: config.smtpUrl, to: config.stockTeamEmail, from: config.mailFrom })
       : null
   const clock = overrides.clock ?? systemClock
+  const metrics = new PrometheusMetrics(database, logger)
   const startUnitOfWork = overrides.startUnitOfWork ?? pgUnitOfWork(require())
   const bus = createMessageBus({
     clock,
@@ -96,6 +100,7 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
     // Without Redis the events stay readable from the outbox (GET /events): nothing to publish to.
     publisher: overrides.publisher ?? (redis ? new RedisEventPublisher(redis) : { publish: async () => {} }),
     logger,
+    metrics,
   })
   const expiredHolds = overrides.expiredHolds ?? new PgExpiredHolds(require())
   const relay = together(
@@ -111,6 +116,7 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
     availability: (sku, qty) => availableToPromise(startUnitOfWork, sku, qty),
     batchMoves: (ref, qty) => batchMoves(startUnitOfWork, ref, qty),
     logger,
+    metrics,
     relay,
     database,
     async readiness() {

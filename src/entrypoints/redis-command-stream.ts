@@ -10,7 +10,7 @@ import {
   UnknownBatch,
 } from '../domain/errors.ts'
 import type { MessageBus } from '../service-layer/message-bus.ts'
-import type { Logger } from '../service-layer/ports.ts'
+import type { Logger, Metrics } from '../service-layer/ports.ts'
 import { MalformedMessage, parseCommand } from './command-schemas.ts'
 
 export type CommandStreamOptions = Readonly<{
@@ -29,6 +29,7 @@ export type CommandStreamOptions = Readonly<{
   maxDeliveries: number
   /** Aborted to stop: the entry in hand is finished, the others stay pending. */
   signal: AbortSignal
+  metrics?: Metrics
 }>
 
 type Entry = [id: string, fields: string[] | null]
@@ -166,6 +167,7 @@ export function consumeCommandStream(options: CommandStreamOptions): {
         .xadd(options.deadLetter, ...letter)
         .xack(stream, group, id),
     )
+    options.metrics?.deadLettered()
   }
 
   /** Consumer names are per process, so they would pile up in the group: leave, unless entries wait on us. */

@@ -2,7 +2,7 @@ import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { abandonOnAbort, createRedisClient } from '../adapters/redis-connection.ts'
 import type { MessageBus } from '../service-layer/message-bus.ts'
-import type { Logger } from '../service-layer/ports.ts'
+import type { Logger, Metrics } from '../service-layer/ports.ts'
 import { parseBatchQuantityMessage } from './command-schemas.ts'
 import { consumeCommandStream, deadLetterArgs, logFailure, reasonOf } from './redis-command-stream.ts'
 
@@ -41,6 +41,8 @@ export type RedisConsumerOptions = Readonly<{
   claimIdleMs?: number
   /** Deliveries of an entry that keeps failing before it goes to the dead-letter stream (default 5). */
   maxDeliveries?: number
+  /** Counts the messages set aside. */
+  metrics?: Metrics
 }>
 
 export type RedisConsumer = Readonly<{
@@ -88,6 +90,7 @@ export function startRedisConsumer(options: RedisConsumerOptions): RedisConsumer
     claimIdleMs: options.claimIdleMs ?? 30_000,
     maxDeliveries: options.maxDeliveries ?? 5,
     signal: stopping.signal,
+    ...(options.metrics && { metrics: options.metrics }),
   })
 
   /** ioredis subscribes again by itself after a reconnection, but not when the first attempt failed. */
@@ -113,6 +116,7 @@ export function startRedisConsumer(options: RedisConsumerOptions): RedisConsumer
       logFailure(logger, error, { source, message: text })
       try {
         await writer.xadd(keys.deadLetter, ...deadLetterArgs({ source, reason: reasonOf(error), message: text }))
+        options.metrics?.deadLettered()
       } catch (lost) {
         logger.error({ err: lost, source, message: text }, 'could not dead-letter a message; it is lost')
       }

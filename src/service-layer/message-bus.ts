@@ -1,4 +1,5 @@
 import type { Allocate, Command } from '../domain/commands.ts'
+import { LineConflict } from '../domain/errors.ts'
 import type { DomainEvent } from '../domain/events.ts'
 import { coalesce } from './coalesce.ts'
 import {
@@ -16,13 +17,16 @@ import {
   type Clock,
   ConcurrencyConflict,
   type EventPublisher,
+  type LineOutcome,
   type Logger,
+  type Metrics,
   type Notifications,
   type Outbox,
   type StartUnitOfWork,
   type StoredEvent,
   systemClock,
   type UnitOfWork,
+  uncountedMetrics,
 } from './ports.ts'
 
 export type BusDependencies = Readonly<{
@@ -35,6 +39,7 @@ export type BusDependencies = Readonly<{
   clock?: Clock
   /** Attempts of one message when its transaction loses a race (default 12). */
   maxAttempts?: number
+  metrics?: Metrics
 }>
 
 export interface MessageBus {
@@ -56,6 +61,7 @@ export function createMessageBus(
   const { logger, outbox } = deps
   const maxAttempts = deps.maxAttempts ?? 12
   const clock = deps.clock ?? systemClock
+  const metrics = deps.metrics ?? uncountedMetrics
 
   /** Runs `work` in a fresh unit of work, again on a lost race, and returns what it committed. */
   async function inUnitOfWork<R>(work: (deps: HandlerDeps) => Promise<R>): Promise<[R, StoredEvent[]]> {
@@ -66,6 +72,7 @@ export function createMessageBus(
         return [result, uow.collectNewEvents()]
       } catch (error) {
         if (!(error instanceof ConcurrencyConflict) || attempt >= maxAttempts) throw error
+        metrics.writeConflictRetried()
         logger.debug({ err: error, attempt }, 'transaction lost a race; retrying')
       } finally {
         await uow.close()
@@ -122,30 +129,52 @@ export function createMessageBus(
     return results
   })
 
+  /** Counts what became of each line a caller sent. */
+  async function counted<R>(command: Command, result: Promise<R>): Promise<R> {
+    if (command.type !== 'Allocate') return result
+    try {
+      const answer = await result
+      const status = (answer as { status?: unknown } | null)?.status
+      if (typeof status === 'string') metrics.lineOutcome(status as LineOutcome)
+      return answer
+    } catch (error) {
+      if (error instanceof LineConflict) metrics.lineOutcome('line_conflict')
+      throw error
+    }
+  }
+
   return {
-    async handle<C extends Command>(command: C) {
+    handle<C extends Command>(command: C) {
       // Grouping applies to the standard allocate handler; a registry that replaces it is called as given.
       if (command.type === 'Allocate' && handlers.commands.Allocate === commandHandlers.Allocate) {
-        return allocateGrouped(command.sku, command) as Promise<CommandResults[C['type']]>
+        return counted(command, allocateGrouped(command.sku, command) as Promise<CommandResults[C['type']]>)
       }
-      // The registry's mapped type pairs each command type with its handler; TypeScript cannot follow that link.
-      const handler = handlers.commands[command.type] as unknown as CommandHandler<C>
-      const [result, events] = await inUnitOfWork((handlerDeps) => handler(command, handlerDeps))
-      await drain(events, false)
-      return result
+      return counted(command, handleAlone(command))
     },
-    async handleOnce<C extends Command>(messageId: string, command: C) {
-      const handler = handlers.commands[command.type] as unknown as CommandHandler<C>
-      const [result, events] = await inUnitOfWork(async (handlerDeps) =>
-        (await handlerDeps.uow.claimMessage(messageId)) ? handler(command, handlerDeps) : null,
-      )
-      await drain(events, false)
-      return result
+    handleOnce<C extends Command>(messageId: string, command: C) {
+      return counted(command, handleOnce(messageId, command))
     },
     async deliver(stored) {
       const [raised, succeeded] = await handleEvent(stored, true)
       return (await drain(raised, true)) && succeeded
     },
+  }
+
+  async function handleAlone<C extends Command>(command: C): Promise<CommandResults[C['type']]> {
+    // The registry's mapped type pairs each command type with its handler; TypeScript cannot follow that link.
+    const handler = handlers.commands[command.type] as unknown as CommandHandler<C>
+    const [result, events] = await inUnitOfWork((handlerDeps) => handler(command, handlerDeps))
+    await drain(events, false)
+    return result
+  }
+
+  async function handleOnce<C extends Command>(messageId: string, command: C) {
+    const handler = handlers.commands[command.type] as unknown as CommandHandler<C>
+    const [result, events] = await inUnitOfWork(async (handlerDeps) =>
+      (await handlerDeps.uow.claimMessage(messageId)) ? handler(command, handlerDeps) : null,
+    )
+    await drain(events, false)
+    return result
   }
 }
 

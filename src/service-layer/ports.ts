@@ -26,8 +26,16 @@ export interface ProductRepository {
    * on from there), or `null` when the page held all the rest. Reads only lines that fit.
    */
   loadWaiting(product: Product, page: WaitingPage): Promise<number | null>
+  /**
+   * The existing products of `skus`, to add the batches `refs` to them in one go. A product on which
+   * lines wait comes whole (filling them chooses among all its batches); another may come with only
+   * those of its batches that are among `refs`, which is all that adding a batch needs to read.
+   */
+  getMany(skus: readonly string[], refs: readonly string[]): Promise<Map<string, Product>>
   /** The sku of batch `ref`, whichever product it belongs to. */
   skuOfBatch(ref: string): Promise<string | undefined>
+  /** The sku of each batch of `refs` that exists. */
+  skusOfBatches(refs: readonly string[]): Promise<Map<string, string>>
   add(product: Product): void
 }
 
@@ -91,6 +99,27 @@ export const systemClock: Clock = { now: () => Date.now() }
 export interface ExpiredHolds {
   /** Up to `limit` lines held with an expiry at or before `now` (epoch ms), the earliest first. */
   due(now: number, limit: number): Promise<Array<Readonly<{ orderid: string; sku: string }>>>
+}
+
+/** What happened to one line a caller sent (`Allocate`). */
+export type LineOutcome = 'allocated' | 'held' | 'backordered' | 'out_of_stock' | 'line_conflict'
+
+/**
+ * Counts of what the service does, as it does it: each call is a few nanoseconds of arithmetic, never a
+ * query. Monitoring reads them (Prometheus in production).
+ */
+export interface Metrics {
+  lineOutcome(outcome: LineOutcome): void
+  /** A transaction lost a race for its product and is tried again. */
+  writeConflictRetried(): void
+  /** A message from outside could not be applied and was set aside. */
+  deadLettered(): void
+}
+
+export const uncountedMetrics: Metrics = {
+  lineOutcome: () => {},
+  writeConflictRetried: () => {},
+  deadLettered: () => {},
 }
 
 /** The subset of pino the service layer uses. */

@@ -284,6 +284,7 @@ describe.each(await storageModes())('the HTTP API on $name', (mode) => {
           '/events/stream',
           '/health',
           '/ready',
+          '/metrics',
           '/orders/{orderid}',
           '/products',
           '/products/{sku}',

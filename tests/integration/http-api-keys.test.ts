@@ -119,7 +119,7 @@ describe('the HTTP API with API keys', () => {
   })
 
   it('leaves the health, readiness, metrics and documentation routes and the dashboard open', async () => {
-    for (const url of ['/health', '/ready', '/openapi.json', '/docs']) {
+    for (const url of ['/health', '/ready', '/metrics', '/openapi.json', '/docs']) {
       const answer = await app.inject({ method: 'GET', url })
       expect([url, answer.statusCode]).not.toEqual([url, 401])
       expect(answer.statusCode).toBeLessThan(400)

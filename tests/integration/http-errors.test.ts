@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest'
+import { PrometheusMetrics } from '../../src/adapters/prometheus-metrics.ts'
 import type { Service } from '../../src/bootstrap.ts'
 import { buildApp } from '../../src/entrypoints/http/app.ts'
 import type { MessageBus } from '../../src/service-layer/message-bus.ts'
@@ -37,6 +38,7 @@ describe('the HTTP error handler', () => {
     logger,
     relay: { sweep: async () => 0, start: () => {}, stop: async () => {} },
     database: null,
+    metrics: new PrometheusMetrics(null, logger),
     readiness: async () => ({ ready: true, checks: { database: 'ok', redis: 'off' } }),
     migrate: async () => {},
     close: async () => {},

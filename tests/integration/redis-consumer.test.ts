@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config.ts'
 import type { Command } from '../../src/domain/commands.ts'
 import { defaultCommandKeys, type RedisConsumer, startRedisConsumer } from '../../src/entrypoints/redis-consumer.ts'
 import type { MessageBus } from '../../src/service-layer/message-bus.ts'
+import { parseMetrics } from '../support/metrics-text.ts'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
 import { redisAvailable, redisUrl, testClient, uniqueKeys } from '../support/redis.ts'
 import { openTestDatabase, type TestDatabase } from './support.ts'
@@ -35,7 +36,14 @@ describe('Redis consumer', () => {
       database: test?.database,
       publisher,
     })
-    consumer = startRedisConsumer({ bus: service.bus, logger: service.logger, redisUrl, keys, consumerName })
+    consumer = startRedisConsumer({
+      bus: service.bus,
+      logger: service.logger,
+      redisUrl,
+      keys,
+      consumerName,
+      metrics: service.metrics,
+    })
     redis = testClient()
     listener = testClient()
     listener.on('message', (_channel, text: string) => lineAllocated.push(JSON.parse(text)))
@@ -157,6 +165,8 @@ describe('Redis consumer', () => {
       { id: malformed[5], source: keys.commands, reason: expect.stringMatching(/no "type" field/) },
     ])
     expect(JSON.parse(letters[0]?.message ?? '')).toEqual({ type: 'Allocate', payload: 'not json' })
+    const counted = parseMetrics(await service.metrics.exposition()).get('allocation_dead_letters_total')
+    expect(counted).toBeGreaterThanOrEqual(malformed.length)
   })
 
   it('moves commands the domain refuses to the dead-letter stream without retrying them', async (ctx) => {

@@ -41,6 +41,24 @@ describe('message bus', () => {
     expect(results.filter((r) => r.batchref === 'b1')).toHaveLength(10)
     expect(results.filter((r) => r.batchref === null)).toHaveLength(5)
     expect(app.storage.batches.get('b1')?.allocated).toBe(10)
+    // Each line's outcome is counted for monitoring.
+    const metrics = await app.metrics.exposition()
+    expect(metrics).toMatch(/^allocation_lines_total\{outcome="allocated"\} 10$/m)
+    expect(metrics).toMatch(/^allocation_lines_total\{outcome="out_of_stock"\} 5$/m)
+  })
+
+  it('counts the races it lost and retried, for monitoring', async () => {
+    const app = bootstrapTestApp()
+    await app.bus.handle({ type: 'CreateBatch', ref: 'b1', sku: 'HOT', qty: 10, eta: null })
+    await app.bus.handle({ type: 'CreateBatch', ref: 'b2', sku: 'HOT', qty: 10, eta: null })
+    // Changes of two batches of one product are not grouped: all but one lose the race and are retried.
+    await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        app.bus.handle({ type: 'ChangeBatchQuantity', ref: i % 2 ? 'b1' : 'b2', qty: 20 + i }),
+      ),
+    )
+    const retried = Number(/^allocation_write_conflicts_total (\d+)$/m.exec(await app.metrics.exposition())?.[1])
+    expect(retried).toBeGreaterThan(0)
   })
 
   it('writes concurrent allocations of one sku together, each caller getting its own answer', async () => {

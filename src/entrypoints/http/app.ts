@@ -9,6 +9,7 @@ import { logContext } from '../../adapters/logger.ts'
 import type { Service } from '../../bootstrap.ts'
 import { type ApiKey, requireApiKeys } from './api-keys.ts'
 import { bookRoutes } from './book-routes.ts'
+import { bulkRoutes } from './bulk-routes.ts'
 import { dashboardRoutes } from './dashboard.ts'
 import { answerFor, type ErrorAnswer, notFoundAnswer, shuttingDownAnswer } from './errors.ts'
 import { type EventStreamOptions, eventStreamRoutes } from './event-stream.ts'
@@ -132,6 +133,11 @@ export function buildApp(service: Service, options: AppOptions = {}) {
     if (reply.statusCode === 413) readRestOfBody(request, reply)
     done(null, payload)
   })
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? '(unmatched)'
+    service.metrics.observeRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000)
+    done()
+  })
   // The handler runs inside this call, so whatever the service logs on its behalf carries the request's id.
   app.addHook('preHandler', (request, _reply, done) => logContext.run({ reqId: request.id }, done))
 
@@ -175,6 +181,7 @@ export function buildApp(service: Service, options: AppOptions = {}) {
     if (apiKeys.length > 0) await requireApiKeys(api, apiKeys)
     api.register(bookRoutes(service))
     api.register(resourceRoutes(service))
+    api.register(bulkRoutes(service))
     api.register(operatorRoutes(service))
     api.register(eventStreamRoutes(service, options.eventStream))
   })

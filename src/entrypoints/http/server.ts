@@ -48,7 +48,7 @@ export async function startServer(
     // Not waited for: it connects in the background and keeps trying while Redis is away.
     const consumer =
       config.redisUrl && (options.consumer ?? true)
-        ? startRedisConsumer({ bus: service.bus, logger, redisUrl: config.redisUrl })
+        ? startRedisConsumer({ bus: service.bus, logger, redisUrl: config.redisUrl, metrics: service.metrics })
         : null
     const started = app
     return {

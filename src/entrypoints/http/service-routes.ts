@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Service } from '../../bootstrap.ts'
-import { Health, Readiness } from './schemas.ts'
+import { Health, MetricsText, Readiness } from './schemas.ts'
 
 /** What load balancers and monitoring read; open without an API key. */
-export function serviceRoutes({ readiness }: Service): FastifyPluginAsyncTypebox {
+export function serviceRoutes({ readiness, metrics }: Service): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
       '/health',
@@ -38,6 +38,21 @@ export function serviceRoutes({ readiness }: Service): FastifyPluginAsyncTypebox
           .header('retry-after', '2')
           .send({ status: 'unready' as const, checks })
       },
+    )
+
+    app.get(
+      '/metrics',
+      {
+        schema: {
+          tags: ['service'],
+          summary:
+            'Prometheus metrics: the process, request durations by route, lines by outcome, retried write ' +
+            'conflicts, the outbox backlog, dead letters and the database pool',
+          security: [],
+          response: { 200: MetricsText },
+        },
+      },
+      async (_request, reply) => reply.type(metrics.contentType).send(await metrics.exposition()),
     )
   }
 }
