@@ -22,7 +22,9 @@ describe('the operator dashboard in Chromium', () => {
     storage = await pgliteMode.prepare()
     service = await startService(storage.env)
     api = client(service.url)
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+    // A fixed clock and time zone, so that the screenshots change only when the page does.
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, timezoneId: 'UTC', locale: 'en-GB' })
+    await page.clock.setFixedTime(new Date('2026-12-01T09:00:00Z'))
     page.on('console', (message) => {
       if (message.type() === 'error') problems.push(`${message.text()} (${message.location().url})`)
     })
@@ -56,6 +58,7 @@ describe('the operator dashboard in Chromium', () => {
     await post('/allocations', { orderid: 'order-1', sku: 'BLUE-LAMP', qty: 6 })
     await post('/allocations', { orderid: 'order-2', sku: 'BLUE-LAMP', qty: 5, backorder: true })
     await post('/allocations', { orderid: 'order-3', sku: 'RED-CHAIR', qty: 4, holdSeconds: 3600 })
+    await post('/allocations', { orderid: 'order-3', sku: 'BLUE-LAMP', qty: 3, backorder: true })
 
     // No reload: the page follows the events.
     const skus = () => page.locator('.stock li').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-sku')))
@@ -63,7 +66,7 @@ describe('the operator dashboard in Chromium', () => {
     await vi.waitFor(
       async () =>
         expect(await page.locator('[data-sku="BLUE-LAMP"] .bar').getAttribute('aria-label')).toBe(
-          'BLUE-LAMP: purchased 8, allocated 6, available 2, backordered 5',
+          'BLUE-LAMP: purchased 8, allocated 6, available 2, backordered 8',
         ),
       patiently,
     )
@@ -152,22 +155,40 @@ describe('the operator dashboard in Chromium', () => {
     )
   })
 
-  it('looks an order up and cancels a line', async (ctx) => {
+  it('looks an order up, follows it live and cancels its lines', async (ctx) => {
     if (!browser) return ctx.skip()
     await page.getByRole('link', { name: 'Orders' }).click()
     await page.getByLabel('Order id').fill('order-3')
     await page.getByRole('button', { name: 'Look up' }).click()
-    const row = page.locator('tr[data-line="order-3/RED-CHAIR"]')
-    await row.waitFor()
-    expect(await row.locator('td').allTextContents()).toEqual(
+    const line = (sku: string) => page.locator(`tr[data-line="order-3/${sku}"]`)
+    await line('RED-CHAIR').waitFor()
+    expect(await line('RED-CHAIR').locator('td').allTextContents()).toEqual(
       expect.arrayContaining(['RED-CHAIR', '4', 'held', 'chair-ship', '2027-03-15']),
     )
-    expect(await row.locator('time').getAttribute('datetime')).toMatch(/^\d{4}-\d\d-\d\dT/)
+    expect(await line('RED-CHAIR').locator('time').getAttribute('datetime')).toMatch(/^\d{4}-\d\d-\d\dT/)
+    expect(await line('BLUE-LAMP').locator('td').allTextContents()).toEqual(
+      expect.arrayContaining(['BLUE-LAMP', '3', 'backordered', '—', 'when stock comes']),
+    )
+
+    const cancel = async (sku: string) => {
+      await line(sku)
+        .getByRole('button', { name: `Cancel line order-3 ${sku}` })
+        .click()
+      await line(sku).getByRole('button', { name: 'Yes, cancel the line' }).click()
+    }
+    await cancel('RED-CHAIR')
+    await page.locator('.feed li[data-type="HoldReleased"]', { hasText: 'order-3' }).waitFor()
+    await line('RED-CHAIR').waitFor({ state: 'detached' })
+    await post('/allocations', { orderid: 'order-3', sku: 'SMALL-TABLE', qty: 2 })
+    await line('SMALL-TABLE').waitFor()
+    expect(await line('SMALL-TABLE').locator('td').allTextContents()).toEqual(
+      expect.arrayContaining(['SMALL-TABLE', '2', 'allocated', 'table-shelf', 'now (warehouse)']),
+    )
     await page.screenshot({ path: docs('dashboard-order.png'), fullPage: true })
 
-    await row.getByRole('button', { name: 'Cancel line order-3 RED-CHAIR' }).click()
-    await row.getByRole('button', { name: 'Yes, cancel the line' }).click()
-    await page.locator('.feed li[data-type="HoldReleased"]', { hasText: 'order-3' }).waitFor()
+    await cancel('BLUE-LAMP')
+    await line('BLUE-LAMP').waitFor({ state: 'detached' })
+    await cancel('SMALL-TABLE')
     await page.locator('#lookup-orderid-error').waitFor()
     expect(await text('#lookup-orderid-error')).toContain('order-3')
     expect((await api.get('/orders/order-3')).status).toBe(404)

@@ -48,7 +48,7 @@ export function describe(event) {
     case 'Deallocated':
       return `${line} taken off ${e.batchref} (${e.reason ?? 'requested'})`
     case 'Held':
-      return `${line} held on ${e.batchref} until ${time(e.expiresAt)}`
+      return `${line} held on ${e.batchref}`
     case 'HoldReleased':
       return `${line}: hold on ${e.batchref} released (${e.reason})`
     case 'Backordered':
