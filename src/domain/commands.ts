@@ -9,6 +9,12 @@ export type CreateBatch = Readonly<{
   eta: string | null
 }>
 
+/** Many batches in one transaction, as a bulk import sends them; each is added as `CreateBatch` would. */
+export type CreateBatches = Readonly<{
+  type: 'CreateBatches'
+  batches: ReadonlyArray<Omit<CreateBatch, 'type'>>
+}>
+
 /**
  * `backorder` (default false) keeps a line no batch can take as waiting; `holdSeconds` (default null)
  * places a hold for a checkout. Both are optional so that the book's three fields stay a whole command.
@@ -44,6 +50,7 @@ export type ReleaseExpiredHold = Readonly<{ type: 'ReleaseExpiredHold'; orderid:
 
 export type Command =
   | CreateBatch
+  | CreateBatches
   | Allocate
   | Deallocate
   | ChangeBatchQuantity

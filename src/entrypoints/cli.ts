@@ -1,16 +1,14 @@
-import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
 import { Command as Program } from 'commander'
-import { parse } from 'csv-parse'
 import { pino } from 'pino'
 import { bootstrap, type Service } from '../bootstrap.ts'
 import { loadConfig } from '../config.ts'
 import type { CreateBatch } from '../domain/commands.ts'
 import { InvalidInput, parseInput } from './cli-input.ts'
+import { type CliTarget, databaseTarget, httpTarget } from './cli-target.ts'
 import { AnonymousRefused, InvalidApiKeys } from './http/api-keys.ts'
 import { BatchEta, NewAllocation, NewBatch, RefParams } from './http/schemas.ts'
 import { startServer } from './http/server.ts'
-import { progressBar } from './progress-bar.ts'
+import { importBatches } from './import-batches.ts'
 import { startRedisConsumer } from './redis-consumer.ts'
 
 /** The `allocation` command; with no sub-command it serves, as `npm start` does. */
@@ -18,6 +16,13 @@ export function createCli(): Program {
   const program = new Program('allocation')
     .description('Decides which batch of stock serves each order line. Reads the same environment as the server.')
     .showHelpAfterError()
+    .option('--url <url>', 'work through the HTTP API of a running service (env ALLOCATION_URL; API_KEY is sent)')
+  // The commands that change or show stock go to a running service when given its URL, else to the database.
+  const withTarget = (work: (target: CliTarget) => Promise<void>) => {
+    const url = (program.opts().url as string | undefined) || process.env.ALLOCATION_URL
+    if (url) return inCommand(() => work(httpTarget(url, process.env.API_KEY || null)))
+    return withService((service) => work(databaseTarget(service)))
+  }
 
   program
     .command('serve', { isDefault: true })
@@ -39,28 +44,46 @@ export function createCli(): Program {
   program
     .command('migrate')
     .description('bring the database schema up to date')
-    .action(() => withService(async (service) => service.migrate()))
+    .action(() => {
+      if (program.opts().url) {
+        console.error('migrate works on the database itself; a running service migrates when it starts')
+        process.exitCode = 2
+        return
+      }
+      return withService(async (service) => service.migrate())
+    })
 
   program
     .command('add-batch <ref> <sku> <qty>')
     .description('add a batch of stock')
     .option('--eta <date>', 'arrival date YYYY-MM-DD; leave out for stock in the warehouse')
     .action((ref: string, sku: string, qty: string, { eta }: { eta?: string }) =>
-      withService(async (service) => {
+      withTarget(async (target) => {
         const batch = parseInput<Omit<CreateBatch, 'type'>>(
           NewBatch,
           { ref, sku, qty: integer(qty), eta: eta ?? null },
           'batch',
         )
-        const { created } = await service.bus.handle({ type: 'CreateBatch', ...batch })
+        const { created } = await target.addBatch(batch)
         console.log(created ? `Added batch ${ref}` : `Batch ${ref} was already there`)
       }),
     )
 
   program
     .command('import-batches <file>')
-    .description('add the batches of a CSV file with the columns ref,sku,qty,eta (eta empty for warehouse stock)')
-    .action((file: string) => withService((service) => importBatches(service, file)))
+    .description(
+      'add the batches of a CSV file with the columns ref,sku,qty,eta (eta empty for warehouse stock), ' +
+        'a transaction per chunk of rows; batches already there are left as they are',
+    )
+    .action((file: string) =>
+      withTarget(async (target) => {
+        const { added, present, notWritten, badRows, rows, seconds } = await importBatches(target, file)
+        const refused = notWritten > 0 ? `, ${notWritten} not written (chunks with ${badRows} bad rows)` : ''
+        const rate = `${rows} rows in ${seconds.toFixed(1)} s, ${Math.round(rows / Math.max(seconds, 0.001))} rows/s`
+        console.log(`${added} batches added, ${present} already there${refused} (${rate})`)
+        if (notWritten > 0) process.exitCode = 1
+      }),
+    )
 
   program
     .command('allocate <orderid> <sku> <qty>')
@@ -68,7 +91,7 @@ export function createCli(): Program {
     .option('--backorder', 'keep the line waiting when no batch can take it now')
     .option('--hold <seconds>', 'hold the stock for a checkout for this many seconds (1 to 86400)')
     .action((orderid: string, sku: string, qty: string, options: { backorder?: boolean; hold?: string }) =>
-      withService(async (service) => {
+      withTarget(async (target) => {
         const line = parseInput<{
           orderid: string
           sku: string
@@ -86,7 +109,7 @@ export function createCli(): Program {
           },
           'line',
         )
-        const result = await service.bus.handle({ type: 'Allocate', ...line, holdSeconds: line.holdSeconds ?? null })
+        const result = await target.allocate({ ...line, holdSeconds: line.holdSeconds ?? null })
         const { status, batchref, expiresAt } = result
         if (status === 'out_of_stock') {
           console.log(`Out of stock: no batch of ${sku} can take ${qty}`)
@@ -102,10 +125,10 @@ export function createCli(): Program {
     .command('set-eta <ref> <date>')
     .description("change a batch's eta: a date YYYY-MM-DD when the shipment slipped, or `arrived`")
     .action((ref: string, date: string) =>
-      withService(async (service) => {
+      withTarget(async (target) => {
         parseInput(RefParams, { ref }, 'batch reference')
         const { eta } = parseInput<{ eta: string | null }>(BatchEta, { eta: date === 'arrived' ? null : date }, 'eta')
-        await service.bus.handle({ type: 'ChangeBatchEta', ref, eta })
+        await target.changeEta(ref, eta)
         console.log(eta === null ? `Batch ${ref} has arrived` : `Batch ${ref} now arrives ${eta}`)
       }),
     )
@@ -114,8 +137,8 @@ export function createCli(): Program {
     .command('order <orderid>')
     .description("show an order's lines with their state, batch, eta and hold expiry")
     .action((orderid: string) =>
-      withService(async (service) => {
-        const lines = await service.views.order(orderid)
+      withTarget(async (target) => {
+        const lines = await target.order(orderid)
         if (lines.length === 0) throw new InvalidInput(`Order ${orderid} has no lines`)
         console.table(
           lines.map(({ sku, qty, status, batchref, eta, expiresAt }) => ({
@@ -134,8 +157,8 @@ export function createCli(): Program {
     .command('stock <sku>')
     .description("show a sku's batches in allocation order")
     .action((sku: string) =>
-      withService(async (service) => {
-        const product = await service.views.product(sku)
+      withTarget(async (target) => {
+        const product = await target.product(sku)
         if (!product) throw new InvalidInput(`There is no stock of ${sku}`)
         console.table(
           product.batches.map(({ ref, eta, purchased, allocated, available }) => ({
@@ -165,44 +188,24 @@ async function withService(work: (service: Service) => Promise<void>): Promise<v
   // Standard output is the command's answer; the log (notifications included) goes to standard error.
   const service = bootstrap(config, { logger: pino({ level: config.logLevel }, pino.destination(2)) })
   try {
-    await service.migrate()
-    await work(service)
-  } catch (error) {
-    if (!(error instanceof Error) || error.name === 'Error' || error.name === 'TypeError') throw error
-    console.error(error.message)
-    process.exitCode = error instanceof InvalidInput ? 2 : 1
+    await inCommand(async () => {
+      await service.migrate()
+      await work(service)
+    })
   } finally {
     await service.close()
   }
 }
 
-async function importBatches(service: Service, file: string): Promise<void> {
-  const { size } = await stat(file)
-  const bar = progressBar(size)
-  const counts = { added: 0, present: 0, refused: 0 }
-  const records = createReadStream(file).pipe(parse({ columns: true, skip_empty_lines: true, trim: true, info: true }))
-  for await (const { record, info } of records as AsyncIterable<{
-    record: Record<string, string>
-    info: { lines: number; bytes: number }
-  }>) {
-    try {
-      const { ref, sku, qty, eta } = record
-      const batch = parseInput<Omit<CreateBatch, 'type'>>(
-        NewBatch,
-        { ref, sku, qty: integer(qty ?? ''), eta: eta ? eta : null },
-        `batch on line ${info.lines}`,
-      )
-      const { created } = await service.bus.handle({ type: 'CreateBatch', ...batch })
-      counts[created ? 'added' : 'present'] += 1
-    } catch (error) {
-      counts.refused += 1
-      bar.interrupt(`Line ${info.lines}: ${(error as Error).message}`)
-    }
-    bar.update(info.bytes)
+/** An expected failure (bad input, a refusal) is one line on stderr and an exit code; a bug keeps its stack. */
+async function inCommand(work: () => Promise<void>): Promise<void> {
+  try {
+    await work()
+  } catch (error) {
+    if (!(error instanceof Error) || error.name === 'Error' || error.name === 'TypeError') throw error
+    console.error(error.message)
+    process.exitCode = error instanceof InvalidInput ? 2 : 1
   }
-  bar.done()
-  console.log(`${counts.added} batches added, ${counts.present} already there, ${counts.refused} refused`)
-  if (counts.refused > 0) process.exitCode = 1
 }
 
 async function serve(relay: boolean, consumer: boolean): Promise<void> {

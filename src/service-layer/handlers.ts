@@ -5,6 +5,7 @@ import type {
   ChangeBatchQuantity,
   Command,
   CreateBatch,
+  CreateBatches,
   Deallocate,
   ReleaseExpiredHold,
 } from '../domain/commands.ts'
@@ -32,6 +33,8 @@ export type LineResult = Readonly<{
 
 export type CommandResults = {
   CreateBatch: Readonly<{ created: boolean }>
+  /** How many batches were new, and how many were there already (the same batch again). */
+  CreateBatches: Readonly<{ added: number; present: number }>
   Allocate: LineResult
   /** The state the line was in when it ended. */
   Deallocate: Readonly<{ status: LineStatus; batchref: string | null }>
@@ -94,6 +97,45 @@ export async function addBatch(command: CreateBatch, { uow }: HandlerDeps): Prom
   await fillBackorders(product, uow)
   await uow.commit()
   return { created }
+}
+
+/** A batch of a bulk command that conflicts with a stored batch or an earlier one of the command. */
+export class ConflictingBatch extends BatchConflict {
+  /** Its place in the command's list. */
+  readonly index: number
+  constructor(ref: string, index: number) {
+    super(ref)
+    this.index = index
+  }
+}
+
+/** As `addBatch` for each batch, in one transaction: all of them are added, or none. */
+export async function addBatches(
+  { batches }: CreateBatches,
+  { uow }: HandlerDeps,
+): Promise<CommandResults['CreateBatches']> {
+  const refs = batches.map((b) => b.ref)
+  const owners = await uow.products.skusOfBatches(refs)
+  const products = await uow.products.getMany([...new Set(batches.map((b) => b.sku))], refs)
+  let added = 0
+  for (const [index, { ref, sku, qty, eta }] of batches.entries()) {
+    if ((owners.get(ref) ?? sku) !== sku) throw new ConflictingBatch(ref, index)
+    owners.set(ref, sku)
+    let product = products.get(sku)
+    if (!product) {
+      product = new Product({ sku })
+      uow.products.add(product)
+      products.set(sku, product)
+    }
+    try {
+      if (product.addBatch(ref, qty, eta)) added += 1
+    } catch (error) {
+      throw error instanceof BatchConflict ? new ConflictingBatch(ref, index) : error
+    }
+  }
+  for (const product of products.values()) await fillBackorders(product, uow)
+  await uow.commit()
+  return { added, present: batches.length - added }
 }
 
 export async function allocate(command: Allocate, deps: HandlerDeps): Promise<CommandResults['Allocate']> {
@@ -193,6 +235,7 @@ export async function publishEvent(event: DomainEvent, { publisher }: HandlerDep
 
 export const commandHandlers: CommandHandlers = {
   CreateBatch: addBatch,
+  CreateBatches: addBatches,
   Allocate: allocate,
   Deallocate: deallocate,
   ChangeBatchQuantity: changeBatchQuantity,

@@ -26,8 +26,16 @@ export interface ProductRepository {
    * on from there), or `null` when the page held all the rest. Reads only lines that fit.
    */
   loadWaiting(product: Product, page: WaitingPage): Promise<number | null>
+  /**
+   * The existing products of `skus`, to add the batches `refs` to them in one go. A product on which
+   * lines wait comes whole (filling them chooses among all its batches); another may come with only
+   * those of its batches that are among `refs`, which is all that adding a batch needs to read.
+   */
+  getMany(skus: readonly string[], refs: readonly string[]): Promise<Map<string, Product>>
   /** The sku of batch `ref`, whichever product it belongs to. */
   skuOfBatch(ref: string): Promise<string | undefined>
+  /** The sku of each batch of `refs` that exists. */
+  skusOfBatches(refs: readonly string[]): Promise<Map<string, string>>
   add(product: Product): void
 }
 

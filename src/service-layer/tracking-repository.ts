@@ -4,7 +4,9 @@ import type { LoadOptions, ProductRepository, WaitingPage } from './ports.ts'
 /** What a storage adapter provides; the tracking repository adds the bookkeeping of a unit of work. */
 export interface ProductStore {
   load(sku: string, load: LoadOptions): Promise<Product | undefined>
+  loadMany(skus: readonly string[], refs: readonly string[]): Promise<Product[]>
   skuOfBatch(ref: string): Promise<string | undefined>
+  skusOfBatches(refs: readonly string[]): Promise<Map<string, string>>
   loadWaiting(product: Product, page: WaitingPage): Promise<number | null>
 }
 
@@ -23,8 +25,20 @@ export class TrackingRepository implements ProductRepository {
     return product
   }
 
+  async getMany(skus: readonly string[], refs: readonly string[]): Promise<Map<string, Product>> {
+    const unseen = skus.filter((sku) => !this.seen.has(sku))
+    for (const product of unseen.length > 0 ? await this.#store.loadMany(unseen, refs) : []) {
+      this.seen.set(product.sku, product)
+    }
+    return new Map(skus.flatMap((sku) => (this.seen.has(sku) ? [[sku, this.seen.get(sku) as Product]] : [])))
+  }
+
   skuOfBatch(ref: string): Promise<string | undefined> {
     return this.#store.skuOfBatch(ref)
+  }
+
+  skusOfBatches(refs: readonly string[]): Promise<Map<string, string>> {
+    return this.#store.skusOfBatches(refs)
   }
 
   loadWaiting(product: Product, page: WaitingPage): Promise<number | null> {

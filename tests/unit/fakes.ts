@@ -109,6 +109,22 @@ class FakeProductStore implements ProductStore {
     return this.#storage.batches.get(ref)?.sku
   }
 
+  /** Whole products: the fake has no reason to read less. */
+  async loadMany(skus: readonly string[]): Promise<Product[]> {
+    const products = await Promise.all(skus.map((sku) => this.load(sku, {})))
+    return products.filter((p) => p !== undefined)
+  }
+
+  async skusOfBatches(refs: readonly string[]): Promise<Map<string, string>> {
+    await Promise.resolve()
+    const owners = new Map<string, string>()
+    for (const ref of refs) {
+      const sku = this.#storage.batches.get(ref)?.sku
+      if (sku !== undefined) owners.set(ref, sku)
+    }
+    return owners
+  }
+
   /**
    * As the database reads the backorder queue: only lines that fit, oldest first; in pages of at most
    * two lines, so that every test reads on from page to page.

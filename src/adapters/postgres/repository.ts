@@ -4,6 +4,7 @@ import type { DomainEvent } from '../../domain/events.ts'
 import { Batch, type LineState, type LineStatus, Product } from '../../domain/model.ts'
 import { ConcurrencyConflict, type LoadOptions, type StoredEvent, type WaitingPage } from '../../service-layer/ports.ts'
 import type { ProductStore } from '../../service-layer/tracking-repository.ts'
+import type { NewBatchesOf } from './new-batches.ts'
 import type { BatchRow, ProductCache } from './product-cache.ts'
 import { saveStatement } from './save-statement.ts'
 import type { Schema } from './schema.ts'
@@ -29,6 +30,8 @@ type Snapshot = Readonly<{
   lines: Map<string, LineState>
   /** Lines assumed unallocated without reading them; the save checks it. */
   assumedNew: readonly string[]
+  /** Whether lines may be waiting: `false` only when the load saw none, so the queue need not be read. */
+  waiting: boolean
 }>
 
 /**
@@ -90,7 +93,53 @@ export class PgProductStore implements ProductStore {
     return this.#product(sku, row.version_number, row.batches, lines, [])
   }
 
+  /**
+   * Three statements whatever the number of products: their versions and whether lines wait on them,
+   * the batches named by `refs`, and all the batches of the few on which lines wait.
+   */
+  async loadMany(skus: readonly string[], refs: readonly string[]): Promise<Product[]> {
+    const db = await this.#executor()
+    const products = await db
+      .selectFrom('products as p')
+      .select((eb) => [
+        'p.sku',
+        'p.version_number',
+        eb
+          .exists(
+            eb
+              .selectFrom('allocations as a')
+              .whereRef('a.sku', '=', 'p.sku')
+              .where('a.status', '=', sql.lit('backordered')),
+          )
+          .as('waiting'),
+      ])
+      .where('p.sku', '=', sql<string>`any(${skus}::text[])`)
+      .execute()
+    const waiting = products.filter((p) => p.waiting).map((p) => p.sku)
+    const batches = await db
+      .selectFrom('batches')
+      .select(['id', 'ref', 'sku', 'eta', 'purchased', 'allocated'])
+      .where((eb) =>
+        eb.or([
+          eb('ref', '=', sql<string>`any(${refs}::text[])`),
+          eb('sku', '=', sql<string>`any(${waiting}::text[])`),
+        ]),
+      )
+      .orderBy('id')
+      .execute()
+    const bySku = Map.groupBy(batches, (b) => b.sku)
+    return products.map(({ sku, version_number, waiting }) => {
+      const product = this.#product(sku, version_number, bySku.get(sku) ?? [], [], [])
+      const snapshot = this.#snapshots.get(product)
+      if (snapshot) this.#snapshots.set(product, { ...snapshot, waiting: Boolean(waiting) })
+      return product
+    })
+  }
+
   async loadWaiting(product: Product, { after, maxQty, limit }: WaitingPage): Promise<number | null> {
+    const snapshot = this.#snapshots.get(product)
+    // A product this unit of work created has no lines; one loaded with none waiting has none either.
+    if (!snapshot?.waiting) return null
     const db = await this.#executor()
     const rows = await db
       .selectFrom('allocations')
@@ -102,12 +151,11 @@ export class PgProductStore implements ProductStore {
       .orderBy('id')
       .limit(limit)
       .execute()
-    const snapshot = this.#snapshots.get(product)
     for (const row of rows) {
       if (product.lines.has(row.orderid)) continue
       const line = toLineState(product.sku, { ...row, status: 'backordered', ref: null, expires_ms: null })
       product.lines.set(row.orderid, line)
-      snapshot?.lines.set(row.orderid, line)
+      snapshot.lines.set(row.orderid, line)
     }
     return rows.length === limit ? (rows.at(-1)?.id ?? null) : null
   }
@@ -140,6 +188,7 @@ export class PgProductStore implements ProductStore {
       batches: new Map(batches.map((b) => [b.ref, b])),
       lines: new Map(lines.map((l) => [l.line.orderid, l])),
       assumedNew,
+      waiting: true,
     })
     return product
   }
@@ -148,6 +197,32 @@ export class PgProductStore implements ProductStore {
     const db = await this.#executor()
     const row = await db.selectFrom('batches').select('sku').where('ref', '=', ref).executeTakeFirst()
     return row?.sku
+  }
+
+  async skusOfBatches(refs: readonly string[]): Promise<Map<string, string>> {
+    const db = await this.#executor()
+    const rows = await db
+      .selectFrom('batches')
+      .select(['ref', 'sku'])
+      .where('ref', '=', sql<string>`any(${refs}::text[])`)
+      .execute()
+    return new Map(rows.map((r) => [r.ref, r.sku]))
+  }
+
+  /**
+   * The product's change when it is new batches only (as a bulk import makes), for `saveNewBatches`;
+   * `undefined` when it is anything else, or nothing.
+   */
+  newBatchesOf(product: Product): NewBatchesOf | undefined {
+    const before = this.#snapshots.get(product)
+    const { events } = product
+    if (events.length === 0 || events.some((e) => e.type !== 'BatchCreated')) return undefined
+    this.#cache.forget(product.sku)
+    return {
+      product,
+      from: before?.versionNumber ?? null,
+      newRefs: new Set(product.batches.filter((b) => !before?.batches.has(b.ref)).map((b) => b.ref)),
+    }
   }
 
   /** Whether saving `product` takes more than the one guarded statement (a new product or batch). */
@@ -167,7 +242,7 @@ export class PgProductStore implements ProductStore {
     if (unchanged && product.events.length === 0 && messageIds.length === 0) return []
     if (!before) {
       await db.insertInto('products').values({ sku, version_number: 0 }).execute()
-      before = { versionNumber: 0, batches: new Map(), lines: new Map(), assumedNew: [] }
+      before = { versionNumber: 0, batches: new Map(), lines: new Map(), assumedNew: [], waiting: false }
     }
     const batchIds = new Map([...before.batches].map(([ref, b]) => [ref, b.id]))
     for (const batch of product.batches.filter((b) => !before.batches.has(b.ref))) {

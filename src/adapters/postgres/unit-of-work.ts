@@ -7,6 +7,7 @@ import {
 } from '../../service-layer/ports.ts'
 import { TrackingRepository } from '../../service-layer/tracking-repository.ts'
 import type { Database } from './database.ts'
+import { saveNewBatches } from './new-batches.ts'
 import { ProductCache } from './product-cache.ts'
 import { type Executor, PgProductStore } from './repository.ts'
 import type { Schema } from './schema.ts'
@@ -70,8 +71,11 @@ class PgUnitOfWork implements UnitOfWork {
       }
       const several = products.length > 1 || products.some((p) => this.#store.needsTransaction(p))
       const db = several || this.#trx ? await this.#transaction() : await this.#connection()
-      const stored: StoredEvent[] = []
-      for (const [i, product] of products.entries()) {
+      // Many new batches (a bulk import) are written a table at a time rather than a product at a time.
+      const bulk = this.#messages.length === 0 ? products.flatMap((p) => this.#store.newBatchesOf(p) ?? []) : []
+      const inBulk = new Set(bulk.reduce((n, c) => n + c.newRefs.size, 0) > 1 ? bulk.map((c) => c.product) : [])
+      const stored = inBulk.size > 0 ? await saveNewBatches(bulk, db) : []
+      for (const [i, product] of products.filter((p) => !inBulk.has(p)).entries()) {
         stored.push(...(await this.#store.save(product, i === 0 ? this.#messages.splice(0) : [], db)))
       }
       if (this.#trx) await (await this.#trx).commit().execute()

@@ -9,6 +9,7 @@ import { logContext } from '../../adapters/logger.ts'
 import type { Service } from '../../bootstrap.ts'
 import { type ApiKey, requireApiKeys } from './api-keys.ts'
 import { bookRoutes } from './book-routes.ts'
+import { bulkRoutes } from './bulk-routes.ts'
 import { dashboardRoutes } from './dashboard.ts'
 import { answerFor, type ErrorAnswer, notFoundAnswer, shuttingDownAnswer } from './errors.ts'
 import { type EventStreamOptions, eventStreamRoutes } from './event-stream.ts'
@@ -180,6 +181,7 @@ export function buildApp(service: Service, options: AppOptions = {}) {
     if (apiKeys.length > 0) await requireApiKeys(api, apiKeys)
     api.register(bookRoutes(service))
     api.register(resourceRoutes(service))
+    api.register(bulkRoutes(service))
     api.register(operatorRoutes(service))
     api.register(eventStreamRoutes(service, options.eventStream))
   })

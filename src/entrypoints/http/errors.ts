@@ -138,7 +138,11 @@ function subjectOf(location: string, field: string | null): string {
 }
 
 /** The predicate of the sentence, in words a client developer would use. */
-function problemOf({ keyword, params, message }: FastifySchemaValidationError): string {
+export function problemOf({
+  keyword,
+  params,
+  message,
+}: Pick<FastifySchemaValidationError, 'keyword' | 'params' | 'message'>): string {
   switch (keyword) {
     case 'required':
       return 'is required'
@@ -164,6 +168,10 @@ function problemOf({ keyword, params, message }: FastifySchemaValidationError): 
       return params.pattern === NO_CONTROL_CHARACTERS
         ? 'must not contain control characters'
         : `must match the pattern ${params.pattern}`
+    case 'minItems':
+      return `must have at least ${params.limit} item${params.limit === 1 ? '' : 's'}`
+    case 'maxItems':
+      return `must have at most ${params.limit} items`
     case 'format':
       return params.format === 'date'
         ? 'must be a real calendar date written YYYY-MM-DD'

@@ -64,6 +64,22 @@ export function errorResponses<const S extends number>(...statuses: S[]): Record
 export const NewBatch = closed({ ref: Ref, sku: Sku, qty: Qty, eta: Eta })
 export const NewLine = closed({ orderid: Orderid, sku: Sku, qty: Qty })
 
+/** The most batches one bulk request may carry; a client sends a larger import in chunks. */
+export const MAX_BULK_BATCHES = 5000
+
+export const NewBatches = closed({
+  batches: Type.Array(NewBatch, {
+    minItems: 1,
+    maxItems: MAX_BULK_BATCHES,
+    description: 'Added in one transaction: all of them, or none when one is invalid or conflicts',
+  }),
+})
+
+export const BatchesAdded = Type.Object({
+  added: Type.Integer({ minimum: 0, description: 'Batches that were new' }),
+  present: Type.Integer({ minimum: 0, description: 'Batches that were there already, the same (nothing changed)' }),
+})
+
 export const MAX_HOLD_SECONDS = 86_400
 
 /** The resource API's line: the book's three fields, and how to treat it when no batch can take it now. */

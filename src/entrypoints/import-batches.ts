@@ -1,0 +1,143 @@
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { CsvError, parse } from 'csv-parse'
+import { Compile } from 'typebox/compile'
+import { ConflictingBatch } from '../service-layer/handlers.ts'
+import { InvalidInput } from './cli-input.ts'
+import type { CliTarget, NewBatchFields } from './cli-target.ts'
+import { problemOf } from './http/errors.ts'
+import { NewBatch } from './http/schemas.ts'
+import { progressBar } from './progress-bar.ts'
+
+const COLUMNS = ['ref', 'sku', 'qty', 'eta'] as const
+/** Rows per transaction; a chunk also ends before its JSON would near the API's 1 MiB body limit. */
+export const CHUNK_ROWS = 1000
+const CHUNK_BYTES = 512 * 1024
+const validBatch = Compile(NewBatch)
+
+export type ImportSummary = Readonly<{
+  added: number
+  present: number
+  notWritten: number
+  badRows: number
+  rows: number
+  /** From the first row read to the last chunk written. */
+  seconds: number
+}>
+
+type Row = Readonly<{ line: number; batch: NewBatchFields }>
+type Chunk = { rows: Row[]; bad: string[]; badRows: number; bytes: number }
+
+/**
+ * Adds the batches of a CSV file (columns ref,sku,qty,eta; eta empty for warehouse stock) in chunks,
+ * each in one transaction. A bad row is reported with its line and column, and nothing of its chunk is
+ * written; the other chunks are. Batches already there, the same, are counted and left as they are, so
+ * running the same file again changes nothing.
+ */
+export async function importBatches(target: CliTarget, file: string): Promise<ImportSummary> {
+  const { size } = await stat(file)
+  const bar = progressBar(size)
+  const started = performance.now()
+  const summary = { added: 0, present: 0, notWritten: 0, badRows: 0 }
+  let chunk: Chunk = { rows: [], bad: [], badRows: 0, bytes: 0 }
+  let writing: Promise<void> = Promise.resolve()
+  let rowCount = 0
+
+  const write = async ({ rows, bad, badRows }: Chunk) => {
+    summary.badRows += badRows
+    if (bad.length === 0) {
+      try {
+        const { added, present } = await target.addBatches(rows.map((r) => r.batch))
+        summary.added += added
+        summary.present += present
+        return
+      } catch (error) {
+        if (!(error instanceof ConflictingBatch)) throw error
+        const line = rows[error.index]?.line
+        bad.push(`Line ${line}, column 1 (ref): ${error.message}`)
+        summary.badRows += 1
+      }
+    }
+    summary.notWritten += rows.length + badRows
+    for (const message of bad) bar.interrupt(message)
+  }
+
+  let columns: string[] = []
+  const records = createReadStream(file).pipe(
+    parse({
+      columns: (names: string[]) => {
+        columns = header(names)
+        return columns
+      },
+      skip_empty_lines: true,
+      trim: true,
+      info: true,
+      relax_column_count: true,
+    }),
+  )
+  try {
+    for await (const { record, info } of records as AsyncIterable<{
+      record: Record<string, string | undefined>
+      info: { lines: number; bytes: number }
+    }>) {
+      const candidate = fieldsOf(record)
+      if (validBatch.Check(candidate)) {
+        const batch = candidate as NewBatchFields
+        chunk.rows.push({ line: info.lines, batch })
+        chunk.bytes += JSON.stringify(batch).length
+      } else {
+        chunk.bad.push(...problemsOf(candidate, record, columns, info.lines))
+        chunk.badRows += 1
+      }
+      rowCount += 1
+      if (chunk.rows.length + chunk.badRows >= CHUNK_ROWS || chunk.bytes >= CHUNK_BYTES) {
+        // One chunk is written while the next is read; never two at once.
+        await writing
+        writing = write(chunk)
+        chunk = { rows: [], bad: [], badRows: 0, bytes: 0 }
+      }
+      bar.update(info.bytes, rowCount)
+    }
+  } catch (error) {
+    if (error instanceof CsvError) throw new InvalidInput(`Line ${error.lines ?? '?'}: ${error.message}`)
+    throw error
+  }
+  await writing
+  if (chunk.rows.length + chunk.badRows > 0) await write(chunk)
+  bar.done()
+  return { ...summary, rows: rowCount, seconds: (performance.now() - started) / 1000 }
+}
+
+/** The file's first line names its columns: ref, sku and qty are needed, eta may be left out. */
+function header(names: string[]): string[] {
+  const missing = COLUMNS.filter((c) => c !== 'eta' && !names.includes(c))
+  if (missing.length > 0) {
+    throw new InvalidInput(`The first line must name the columns ${COLUMNS.join(',')}; ${missing.join(', ')} missing`)
+  }
+  return names
+}
+
+/** The row as the API's fields: qty a number when it is written as a whole number, eta `null` when empty. */
+function fieldsOf(record: Record<string, string | undefined>): Record<string, unknown> {
+  const { ref = '', sku = '', qty = '', eta } = record
+  return { ref, sku, qty: /^-?\d{1,16}$/.test(qty) ? Number(qty) : qty, eta: eta ? eta : null }
+}
+
+/** One sentence per bad column of the row, naming its line, the column's place and name, and the value. */
+function problemsOf(
+  fields: Record<string, unknown>,
+  record: Record<string, string | undefined>,
+  columns: readonly string[],
+  line: number,
+): string[] {
+  const seen = new Set<string>()
+  const problems: string[] = []
+  for (const error of validBatch.Errors(fields)) {
+    const column = error.instancePath.slice(1)
+    if (seen.has(column)) continue
+    seen.add(column)
+    const value = JSON.stringify(record[column] ?? '')
+    problems.push(`Line ${line}, column ${columns.indexOf(column) + 1} (${column}): ${problemOf(error)}, not ${value}`)
+  }
+  return problems
+}
