@@ -58,15 +58,18 @@ const WAITING_PAGE = 500
 /**
  * When the product gained stock, gives it the waiting lines that can fit, a page at a time (oldest
  * first), until the stock left fits none: never the sku's history, never the lines too large to fit.
+ * A page holds no more lines than the stock could take (each line is at least 1), so a long queue
+ * costs no more than a short one.
  */
 async function fillBackorders(product: Product, uow: UnitOfWork): Promise<void> {
   if (!product.gainedStock) return
   product.gainedStock = false
   for (let after = 0; product.largestAvailable > 0; ) {
+    const available = product.batches.reduce((total, b) => total + b.availableQuantity, 0)
     const last = await uow.products.loadWaiting(product, {
       after,
       maxQty: product.largestAvailable,
-      limit: WAITING_PAGE,
+      limit: Math.min(WAITING_PAGE, available),
     })
     product.fillBackorders(last)
     if (last === null) return

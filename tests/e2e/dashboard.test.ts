@@ -22,7 +22,9 @@ describe('the operator dashboard in Chromium', () => {
     storage = await pgliteMode.prepare()
     service = await startService(storage.env)
     api = client(service.url)
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+    // A fixed clock and time zone, so that the screenshots change only when the page does.
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, timezoneId: 'UTC', locale: 'en-GB' })
+    await page.clock.setFixedTime(new Date('2026-12-01T09:00:00Z'))
     page.on('console', (message) => {
       if (message.type() === 'error') problems.push(`${message.text()} (${message.location().url})`)
     })
@@ -42,8 +44,13 @@ describe('the operator dashboard in Chromium', () => {
   }
   const text = async (selector: string) => (await page.locator(selector).allTextContents()).join(' ')
 
-  it('opens with the stock of every sku, shortest first, and no console error', async (ctx) => {
+  it('opens on a fresh service with no console error, then shows the stock of every sku as it arrives', async (ctx) => {
     if (!browser) return ctx.skip()
+    await page.goto(service.url)
+    await page.getByText('No stock yet: add a batch below.').waitFor()
+    await page.locator('.state-live').waitFor()
+    expect(problems).toEqual([])
+
     await post('/batches', { ref: 'table-shelf', sku: 'SMALL-TABLE', qty: 10, eta: null })
     await post('/batches', { ref: 'table-ship', sku: 'SMALL-TABLE', qty: 30, eta: '2027-02-01' })
     await post('/batches', { ref: 'lamp-shelf', sku: 'BLUE-LAMP', qty: 8, eta: null })
@@ -51,22 +58,21 @@ describe('the operator dashboard in Chromium', () => {
     await post('/allocations', { orderid: 'order-1', sku: 'BLUE-LAMP', qty: 6 })
     await post('/allocations', { orderid: 'order-2', sku: 'BLUE-LAMP', qty: 5, backorder: true })
     await post('/allocations', { orderid: 'order-3', sku: 'RED-CHAIR', qty: 4, holdSeconds: 3600 })
+    await post('/allocations', { orderid: 'order-3', sku: 'BLUE-LAMP', qty: 3, backorder: true })
 
-    await page.goto(service.url)
-    await page.getByRole('heading', { name: 'Stock' }).waitFor()
-    await page.locator('.stock li').nth(2).waitFor()
-    expect(await page.locator('.stock li').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-sku')))).toEqual([
-      'BLUE-LAMP',
-      'RED-CHAIR',
-      'SMALL-TABLE',
-    ])
-    expect(await page.locator('[data-sku="BLUE-LAMP"] .bar').getAttribute('aria-label')).toBe(
-      'BLUE-LAMP: purchased 8, allocated 6, available 2, backordered 5',
+    // No reload: the page follows the events.
+    const skus = () => page.locator('.stock li').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-sku')))
+    await vi.waitFor(async () => expect(await skus()).toEqual(['BLUE-LAMP', 'RED-CHAIR', 'SMALL-TABLE']), patiently)
+    await vi.waitFor(
+      async () =>
+        expect(await page.locator('[data-sku="BLUE-LAMP"] .bar').getAttribute('aria-label')).toBe(
+          'BLUE-LAMP: purchased 8, allocated 6, available 2, backordered 8',
+        ),
+      patiently,
     )
     await page.getByLabel('Filter skus').fill('chair')
     await vi.waitFor(async () => expect(await page.locator('.stock li').count()).toBe(1), patiently)
     await page.getByLabel('Filter skus').fill('')
-    await page.locator('.state-live').waitFor()
     await page.screenshot({ path: docs('dashboard-stock.png'), fullPage: true })
     expect(problems).toEqual([])
   })
@@ -149,25 +155,94 @@ describe('the operator dashboard in Chromium', () => {
     )
   })
 
-  it('looks an order up and cancels a line', async (ctx) => {
+  it('looks an order up, follows it live and cancels its lines', async (ctx) => {
     if (!browser) return ctx.skip()
     await page.getByRole('link', { name: 'Orders' }).click()
     await page.getByLabel('Order id').fill('order-3')
     await page.getByRole('button', { name: 'Look up' }).click()
-    const row = page.locator('tr[data-line="order-3/RED-CHAIR"]')
-    await row.waitFor()
-    expect(await row.locator('td').allTextContents()).toEqual(
+    const line = (sku: string) => page.locator(`tr[data-line="order-3/${sku}"]`)
+    await line('RED-CHAIR').waitFor()
+    expect(await line('RED-CHAIR').locator('td').allTextContents()).toEqual(
       expect.arrayContaining(['RED-CHAIR', '4', 'held', 'chair-ship', '2027-03-15']),
     )
-    expect(await row.locator('time').getAttribute('datetime')).toMatch(/^\d{4}-\d\d-\d\dT/)
+    expect(await line('RED-CHAIR').locator('time').getAttribute('datetime')).toMatch(/^\d{4}-\d\d-\d\dT/)
+    expect(await line('BLUE-LAMP').locator('td').allTextContents()).toEqual(
+      expect.arrayContaining(['BLUE-LAMP', '3', 'backordered', '—', 'when stock comes']),
+    )
+
+    const cancel = async (sku: string) => {
+      await line(sku)
+        .getByRole('button', { name: `Cancel line order-3 ${sku}` })
+        .click()
+      await line(sku).getByRole('button', { name: 'Yes, cancel the line' }).click()
+    }
+    await cancel('RED-CHAIR')
+    await page.locator('.feed li[data-type="HoldReleased"]', { hasText: 'order-3' }).waitFor()
+    await line('RED-CHAIR').waitFor({ state: 'detached' })
+    await post('/allocations', { orderid: 'order-3', sku: 'SMALL-TABLE', qty: 2 })
+    await line('SMALL-TABLE').waitFor()
+    expect(await line('SMALL-TABLE').locator('td').allTextContents()).toEqual(
+      expect.arrayContaining(['SMALL-TABLE', '2', 'allocated', 'table-shelf', 'now (warehouse)']),
+    )
     await page.screenshot({ path: docs('dashboard-order.png'), fullPage: true })
 
-    await row.getByRole('button', { name: 'Cancel line order-3 RED-CHAIR' }).click()
-    await row.getByRole('button', { name: 'Yes, cancel the line' }).click()
-    await page.locator('.feed li[data-type="HoldReleased"]', { hasText: 'order-3' }).waitFor()
+    await cancel('BLUE-LAMP')
+    await line('BLUE-LAMP').waitFor({ state: 'detached' })
+    await cancel('SMALL-TABLE')
     await page.locator('#lookup-orderid-error').waitFor()
     expect(await text('#lookup-orderid-error')).toContain('order-3')
     expect((await api.get('/orders/order-3')).status).toBe(404)
+  })
+
+  it('asks for an API key once when the service wants one and keeps it for the tab; its files stay open', async (ctx) => {
+    if (!browser) return ctx.skip()
+    const secret = 'operator-secret-0123456789'
+    const keyed = await pgliteMode.prepare()
+    const guarded = await startService({ ...keyed.env, API_KEYS: `ops:write:${secret}` })
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+    const logged: string[] = []
+    tab.on('console', (message) => {
+      if (message.type() === 'error') logged.push(message.text())
+    })
+    tab.on('pageerror', (error) => logged.push(String(error)))
+    try {
+      for (const file of ['/', '/dashboard/', '/dashboard/app.js', '/dashboard/vendor/preact.mjs']) {
+        expect((await fetch(`${guarded.url}${file}`)).status, file).toBe(200)
+      }
+      expect((await fetch(`${guarded.url}/products`)).status).toBe(401)
+
+      await tab.goto(guarded.url)
+      const dialog = tab.getByRole('dialog', { name: 'API key' })
+      await dialog.waitFor()
+      await dialog.getByLabel('Key').fill('not-the-secret-0123456789')
+      await dialog.getByRole('button', { name: 'Use this key' }).click()
+      await dialog.getByText('The service refused that key.').waitFor()
+      await dialog.getByLabel('Key').fill(secret)
+      await dialog.getByRole('button', { name: 'Use this key' }).click()
+      await tab.getByText('No stock yet: add a batch below.').waitFor()
+      await tab.locator('.state-live').waitFor()
+      expect(await tab.evaluate(() => sessionStorage.getItem('allocation.apiKey'))).toBe(secret)
+
+      const added = await fetch(`${guarded.url}/batches`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
+        body: JSON.stringify({ ref: 'desk-shelf', sku: 'OAK-DESK', qty: 3, eta: null }),
+      })
+      expect(added.status).toBe(201)
+      await tab.locator('[data-sku="OAK-DESK"]').waitFor()
+
+      // The same tab keeps the key across a reload and is not asked again.
+      await tab.reload()
+      await tab.locator('[data-sku="OAK-DESK"]').waitFor()
+      await tab.locator('.state-live').waitFor()
+      expect(await tab.locator('dialog[open]').count()).toBe(0)
+      // The browser logs each 401 answer; nothing else.
+      expect(logged.filter((line) => !/status of 401 \(Unauthorized\)/.test(line))).toEqual([])
+    } finally {
+      await tab.close()
+      expect(await guarded.stop(), guarded.output()).toBe(0)
+      await keyed.drop()
+    }
   })
 
   it('logged no console error but the refusals it asked for', async (ctx) => {

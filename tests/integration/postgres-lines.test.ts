@@ -195,7 +195,7 @@ describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
       await sql`reset all`.execute(connection)
       return found
     })
-    expect(plans[0]).toContain('allocations_waiting_idx')
+    expect(plans[0]).toContain('allocations_queue_idx')
     expect(plans[1]).toContain('allocations_held_expiry_idx')
   })
 })

@@ -41,7 +41,7 @@ describe.each(modes)('migrating to line states (%s)', (mode: Mode) => {
     await deallocated('moved-long-ago', true)
     await deallocated('kept', false)
 
-    expect(await migrateToLatest(db)).toEqual(['0003-line-states'])
+    expect(await migrateToLatest(db)).toContain('0003-line-states')
     const lines = await sql<{ orderid: string; status: string; batch_id: number | null; qty: number }>`
       select orderid, status, batch_id, qty from allocations order by id`.execute(db)
     expect(lines.rows.map(({ orderid, status, qty }) => [orderid, status, qty])).toEqual([

@@ -47,6 +47,8 @@ export class FakeStorage {
   handledMessages = new Set<string>()
   nextId = 1
   commits = 0
+  /** Waiting lines read by filling, in all. */
+  waitingRead = 0
 
   copy(): FakeStorage {
     const copy = new FakeStorage()
@@ -58,6 +60,7 @@ export class FakeStorage {
     copy.handledMessages = new Set(this.handledMessages)
     copy.nextId = this.nextId
     copy.commits = this.commits
+    copy.waitingRead = this.waitingRead
     return copy
   }
 }
@@ -136,6 +139,7 @@ class FakeProductStore implements ProductStore {
       .filter((a) => a.sku === product.sku && a.status === 'backordered' && a.qty <= maxQty && a.id > after)
       .sort((a, b) => a.id - b.id)
       .slice(0, size)
+    this.#storage.waitingRead += page.length
     const loaded = this.loaded.get(product)
     for (const row of page) {
       if (product.lines.has(row.orderid)) continue

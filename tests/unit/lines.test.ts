@@ -49,6 +49,21 @@ describe('backorders', () => {
     ])
   })
 
+  it('reads no more waiting lines than the new stock could take, however long the queue', async () => {
+    const app = await withBatches(['b1', 1, null])
+    await allocate(app, 'empties-it', 1)
+    for (let i = 0; i < 20; i++) await allocate(app, `w${i}`, 1, { backorder: true })
+    app.storage.waitingRead = 0
+    await app.bus.handle({ type: 'CreateBatch', ref: 'b2', sku: SKU, qty: 3, eta: null })
+    expect(['w0', 'w1', 'w2', 'w3'].map((orderid) => line(app, orderid)?.status)).toEqual([
+      'allocated',
+      'allocated',
+      'allocated',
+      'backordered',
+    ])
+    expect(app.storage.waitingRead).toBe(3)
+  })
+
   it('passes over a waiting line that fits no single batch and lets a later one go ahead', async () => {
     const app = await withBatches(['b1', 1, null])
     await allocate(app, 'big', 8, { backorder: true })

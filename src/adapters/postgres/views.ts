@@ -11,10 +11,12 @@ import type {
 } from '../../service-layer/ports.ts'
 import type { Database } from './database.ts'
 import { toStoredEvent } from './outbox.ts'
+import { ProductViews, waitingQty } from './product-view.ts'
 import type { Schema } from './schema.ts'
 
 export class PgViews implements ReadViews {
   readonly #database: Database
+  readonly #products = new ProductViews()
 
   constructor(database: Database) {
     this.#database = database
@@ -71,43 +73,9 @@ export class PgViews implements ReadViews {
     return row && toBatchView(row)
   }
 
-  async product(sku: string): Promise<ProductView | undefined> {
-    const rows = await this.#read((db) =>
-      this.#batches(db).where('sku', '=', sku).orderBy(sql`eta asc nulls first`).orderBy('id').execute(),
-    )
-    if (rows.length === 0) return undefined
-    // One sum per partial index (waiting lines, holds): neither reads the sku's allocated history.
-    const waiting = await this.#read((db) =>
-      db
-        .selectNoFrom((eb) => [
-          eb
-            .selectFrom('allocations')
-            .select(sql<number>`coalesce(sum(qty), 0)::int`.as('qty'))
-            .where('sku', '=', sku)
-            .where('status', '=', sql.lit('backordered'))
-            .as('backordered'),
-          eb
-            .selectFrom('allocations')
-            .select(sql<number>`coalesce(sum(qty), 0)::int`.as('qty'))
-            .where('sku', '=', sku)
-            .where('status', '=', sql.lit('held'))
-            .as('held'),
-        ])
-        .executeTakeFirstOrThrow(),
-    )
-    const batches = rows.map(toBatchView)
-    const sum = (pick: (b: BatchView) => number) => batches.reduce((total, b) => total + pick(b), 0)
-    return {
-      sku,
-      batches,
-      totals: {
-        purchased: sum((b) => b.purchased),
-        allocated: sum((b) => b.allocated),
-        available: sum((b) => b.available),
-        backordered: Number(waiting.backordered ?? 0),
-        held: Number(waiting.held ?? 0),
-      },
-    }
+  /** Answered from memory while the product is unchanged (one primary-key read checks it). */
+  product(sku: string): Promise<ProductView | undefined> {
+    return this.#read((db) => this.#products.read(db, sku))
   }
 
   async products(): Promise<ProductSummary[]> {
@@ -177,15 +145,6 @@ export class PgViews implements ReadViews {
       release()
     }
   }
-}
-
-/** The qty of a sku's lines in `status`, summed over its partial index (never the allocated history). */
-function waitingQty(eb: ExpressionBuilder<Schema & { p: Schema['products'] }, 'p'>, status: 'backordered' | 'held') {
-  return eb
-    .selectFrom('allocations as a')
-    .select(sql<number>`coalesce(sum(a.qty), 0)`.as('qty'))
-    .whereRef('a.sku', '=', 'p.sku')
-    .where('a.status', '=', sql.lit(status))
 }
 
 function toLineView(

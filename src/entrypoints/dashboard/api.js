@@ -30,18 +30,22 @@ export function whenKeyNeeded(prompt) {
   ask = prompt
 }
 
-/** The `Authorization` header the API wants, once a key was given (kept for this browser tab only). */
-export function authorization() {
-  const key = sessionStorage.getItem(KEY)
-  return key ? { authorization: `Bearer ${key}` } : {}
-}
+/** The key this tab was given, or null. */
+export const currentKey = () => sessionStorage.getItem(KEY)
 
-/** Asks for a key once for every request that was refused at the same time; false when none was given. */
-export async function needKey() {
-  const refused = sessionStorage.getItem(KEY) !== null
+/** The `Authorization` header for `key` (kept for this browser tab only), none without one. */
+export const authorization = (key) => (key ? { authorization: `Bearer ${key}` } : {})
+
+/**
+ * After a 401 to a request sent with `sent`: asks for a key, once for every request refused at the same
+ * time. True when there is a key to try (a new one, or one given since `sent` went out).
+ */
+export async function needKey(sent) {
+  const now = currentKey()
+  if (now !== null && now !== sent) return true
   sessionStorage.removeItem(KEY)
   if (!ask) return false
-  asking ??= ask(refused).finally(() => {
+  asking ??= ask(sent !== null).finally(() => {
     asking = null
   })
   const key = await asking
@@ -52,10 +56,11 @@ export async function needKey() {
 /** Calls the API; answers its JSON (null for 204) or throws an `ApiError` with the API's sentence. */
 export async function api(method, path, body) {
   for (;;) {
-    const headers = { accept: 'application/json', ...authorization() }
+    const key = currentKey()
+    const headers = { accept: 'application/json', ...authorization(key) }
     if (body !== undefined) headers['content-type'] = 'application/json'
     const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
-    if (response.status === 401 && (await needKey())) continue
+    if (response.status === 401 && (await needKey(key))) continue
     if (response.status === 204) return null
     const answer = await response.json().catch(() => null)
     if (!response.ok) throw new ApiError(response.status, answer)

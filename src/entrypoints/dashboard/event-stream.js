@@ -1,4 +1,4 @@
-import { authorization, needKey } from './api.js'
+import { authorization, currentKey, needKey } from './api.js'
 
 /**
  * Follows `GET /events/stream` with `fetch` (an EventSource cannot send the Authorization header),
@@ -25,11 +25,12 @@ export function followEvents({ onEvents, onState }) {
     while (!stopped) {
       controller = new AbortController()
       try {
-        const headers = { accept: 'text/event-stream', ...authorization() }
+        const key = currentKey()
+        const headers = { accept: 'text/event-stream', ...authorization(key) }
         if (lastId !== null) headers['last-event-id'] = String(lastId)
         const response = await fetch('/events/stream', { headers, signal: controller.signal })
         if (response.status === 401) {
-          if (await needKey()) continue
+          if (await needKey(key)) continue
           onState('needs a key')
           return
         }

@@ -8,17 +8,26 @@ export function publish(events) {
 }
 
 /**
- * A number that grows each time events that `concerns` arrive: a view reloads what it shows when it
- * changes, so it follows the service without a reload of the page.
+ * A number that grows when events that `concerns` arrive: a view reloads what it shows when it changes,
+ * so it follows the service without a reload of the page. A burst of events is one change, at most a few
+ * times a second, so a busy service does not make the page reload without end.
  */
 export function useChanges(concerns) {
   const [count, setCount] = useState(0)
   useEffect(() => {
+    let timer = null
     const listener = (events) => {
-      if (events.some((e) => concerns(e.data))) setCount((n) => n + 1)
+      if (timer !== null || !events.some((e) => concerns(e.data))) return
+      timer = setTimeout(() => {
+        timer = null
+        setCount((n) => n + 1)
+      }, 200)
     }
     listeners.add(listener)
-    return () => listeners.delete(listener)
+    return () => {
+      listeners.delete(listener)
+      clearTimeout(timer)
+    }
   }, [concerns])
   return count
 }
@@ -39,7 +48,7 @@ export function describe(event) {
     case 'Deallocated':
       return `${line} taken off ${e.batchref} (${e.reason ?? 'requested'})`
     case 'Held':
-      return `${line} held on ${e.batchref} until ${time(e.expiresAt)}`
+      return `${line} held on ${e.batchref}`
     case 'HoldReleased':
       return `${line}: hold on ${e.batchref} released (${e.reason})`
     case 'Backordered':
