@@ -278,6 +278,7 @@ describe.each(await storageModes())('the HTTP API on $name', (mode) => {
           '/allocations/{orderid}',
           '/allocations/{orderid}/{sku}',
           '/batches',
+          '/batches/bulk',
           '/batches/{ref}',
           '/batches/{ref}/moves',
           '/events',

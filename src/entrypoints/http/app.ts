@@ -130,6 +130,8 @@ export function buildApp(service: Service, options: AppOptions = {}) {
     void send(reply, request, null, shuttingDownAnswer)
   })
   app.addHook('onSend', (request, reply, payload, done) => {
+    // Once shutdown began no connection is kept for another request, so the server can finish closing.
+    if (closing) reply.header('connection', 'close')
     if (reply.statusCode === 413) readRestOfBody(request, reply)
     done(null, payload)
   })

@@ -56,7 +56,7 @@ export async function startServer(
       service,
       url,
       async close() {
-        await started.close()
+        await drainThenClose(started)
         await consumer?.stop()
         await service.close()
       },
@@ -66,6 +66,26 @@ export async function startServer(
     await service.close()
     throw error
   }
+}
+
+/**
+ * How long connections kept alive between requests stay open after shutdown began. A request a client
+ * sends on one meanwhile is answered (503 unavailable, `Connection: close`) instead of meeting a closed
+ * socket; after it, the connections still idle are closed.
+ */
+const IDLE_DRAIN_MS = 1000
+
+/** Stops listening, answers what is in flight and what arrives on open connections, then closes them all. */
+async function drainThenClose(app: App): Promise<void> {
+  const server = app.server
+  const closeIdleConnections = server.closeIdleConnections.bind(server)
+  // Node and Fastify close idle connections the moment the server stops listening; not yet.
+  server.closeIdleConnections = () => {}
+  const closed = app.close()
+  await new Promise((resolve) => setTimeout(resolve, IDLE_DRAIN_MS))
+  server.closeIdleConnections = closeIdleConnections
+  closeIdleConnections()
+  await closed
 }
 
 function storage(service: Service, config: Config): string {
