@@ -4,8 +4,8 @@ import { randomBatchref, randomSku } from '../support/random-refs.ts'
 import { postgresAvailable } from '../support/servers.ts'
 import { client, postgresMode, type RunningService, type Storage, startService } from './support.ts'
 
-/** Two service processes on one PostgreSQL database, 300 buyers of one sku asking to wait if need be. */
-describe('buyers racing for stock with backorders, over two processes', () => {
+/** Three service processes on one PostgreSQL database, 300 buyers of one sku asking to wait if need be. */
+describe('buyers racing for stock with backorders, over three processes', () => {
   let storage: Storage | null = null
   let database: pg.Client
   const services: RunningService[] = []
@@ -15,7 +15,7 @@ describe('buyers racing for stock with backorders, over two processes', () => {
     storage = await postgresMode.prepare()
     database = new pg.Client({ connectionString: storage.env.DATABASE_URL })
     await database.connect()
-    for (let i = 0; i < 2; i++) services.push(await startService(storage.env))
+    for (let i = 0; i < 3; i++) services.push(await startService(storage.env))
   })
   afterAll(async () => {
     for (const service of services) expect(await service.stop(), service.output()).toBe(0)
@@ -32,7 +32,7 @@ describe('buyers racing for stock with backorders, over two processes', () => {
 
     const answers = await Promise.all(
       Array.from({ length: 300 }, (_, i) =>
-        apis[i % 2]?.post('/allocations', { orderid: `${sku}-buyer-${i}`, sku, qty: 1, backorder: true }),
+        apis[i % 3]?.post('/allocations', { orderid: `${sku}-buyer-${i}`, sku, qty: 1, backorder: true }),
       ),
     )
     const statuses = answers.map((a) => a?.status)
@@ -52,7 +52,7 @@ describe('buyers racing for stock with backorders, over two processes', () => {
     )
 
     const second = randomBatchref('second')
-    expect((await apis[1]?.post('/batches', { ref: second, sku, qty: 180, eta: '2027-02-01' }))?.status).toBe(201)
+    expect((await apis[2]?.post('/batches', { ref: second, sku, qty: 180, eta: '2027-02-01' }))?.status).toBe(201)
     const filled = await database.query<{ orderid: string }>(
       `select payload->>'orderid' as orderid from outbox
        where sku = $1 and type = 'Allocated' and payload->>'batchref' = $2 order by id`,

@@ -4,7 +4,7 @@ import type { DomainEvent } from '../../domain/events.ts'
 import { Batch, type LineState, type LineStatus, Product } from '../../domain/model.ts'
 import { ConcurrencyConflict, type LoadOptions, type StoredEvent, type WaitingPage } from '../../service-layer/ports.ts'
 import type { ProductStore } from '../../service-layer/tracking-repository.ts'
-import type { NewBatchesOf } from './new-batches.ts'
+import { json, type NewBatchesOf } from './new-batches.ts'
 import type { BatchRow, ProductCache } from './product-cache.ts'
 import { saveStatement } from './save-statement.ts'
 import type { Schema } from './schema.ts'
@@ -113,17 +113,16 @@ export class PgProductStore implements ProductStore {
           )
           .as('waiting'),
       ])
-      .where('p.sku', '=', sql<string>`any(${skus}::text[])`)
+      .where('p.sku', '=', anyOf(skus))
       .execute()
     const waiting = products.filter((p) => p.waiting).map((p) => p.sku)
     const batches = await db
       .selectFrom('batches')
       .select(['id', 'ref', 'sku', 'eta', 'purchased', 'allocated'])
       .where((eb) =>
-        eb.or([
-          eb('ref', '=', sql<string>`any(${refs}::text[])`),
-          eb('sku', '=', sql<string>`any(${waiting}::text[])`),
-        ]),
+        waiting.length === 0
+          ? eb('ref', '=', anyOf(refs))
+          : eb.or([eb('ref', '=', anyOf(refs)), eb('sku', '=', anyOf(waiting))]),
       )
       .orderBy('id')
       .execute()
@@ -201,11 +200,7 @@ export class PgProductStore implements ProductStore {
 
   async skusOfBatches(refs: readonly string[]): Promise<Map<string, string>> {
     const db = await this.#executor()
-    const rows = await db
-      .selectFrom('batches')
-      .select(['ref', 'sku'])
-      .where('ref', '=', sql<string>`any(${refs}::text[])`)
-      .execute()
+    const rows = await db.selectFrom('batches').select(['ref', 'sku']).where('ref', '=', anyOf(refs)).execute()
     return new Map(rows.map((r) => [r.ref, r.sku]))
   }
 
@@ -328,6 +323,9 @@ export class PgProductStore implements ProductStore {
     return rows[0].event_ids.map(Number).map((id, i) => ({ id, event: events[i] as DomainEvent }))
   }
 }
+
+/** Any of many values, sent as one JSON parameter (an array parameter of a thousand costs far more). */
+const anyOf = (values: readonly string[]) => sql<string>`any(array(select jsonb_array_elements_text(${json(values)})))`
 
 const expiresMs = sql<number | null>`(extract(epoch from a.expires_at) * 1000)::float8`.as('expires_ms')
 
