@@ -45,8 +45,11 @@ export type ChangeBatch = Readonly<{
   eta: Readonly<{ to: string | null }> | null
 }>
 
-/** Sent by the hold sweep; the product checks again that the hold is still there and past its expiry. */
-export type ReleaseExpiredHold = Readonly<{ type: 'ReleaseExpiredHold'; orderid: string; sku: string }>
+/**
+ * Sent by the hold sweep for the holds of one sku found past their expiry; the product checks again
+ * that each is still there and past its expiry.
+ */
+export type ReleaseExpiredHolds = Readonly<{ type: 'ReleaseExpiredHolds'; sku: string; orderids: readonly string[] }>
 
 export type Command =
   | CreateBatch
@@ -56,4 +59,4 @@ export type Command =
   | ChangeBatchQuantity
   | ChangeBatchEta
   | ChangeBatch
-  | ReleaseExpiredHold
+  | ReleaseExpiredHolds

@@ -7,7 +7,7 @@ import type {
   CreateBatch,
   CreateBatches,
   Deallocate,
-  ReleaseExpiredHold,
+  ReleaseExpiredHolds,
 } from '../domain/commands.ts'
 import { BatchConflict, HoldWithBackorder, InvalidSku, LineConflict, UnknownBatch } from '../domain/errors.ts'
 import type { DomainEvent, OutOfStock } from '../domain/events.ts'
@@ -41,7 +41,8 @@ export type CommandResults = {
   ChangeBatchQuantity: Readonly<{ deallocated: OrderLine[] }>
   ChangeBatchEta: Readonly<{ deallocated: OrderLine[] }>
   ChangeBatch: Readonly<{ deallocated: OrderLine[] }>
-  ReleaseExpiredHold: Readonly<{ released: boolean }>
+  /** How many of the holds were released (the others were confirmed, extended or gone meanwhile). */
+  ReleaseExpiredHolds: Readonly<{ released: number }>
 }
 
 export type CommandHandler<C extends Command> = (command: C, deps: HandlerDeps) => Promise<CommandResults[C['type']]>
@@ -211,15 +212,16 @@ export async function changeBatch(command: ChangeBatch, { uow }: HandlerDeps): P
   return { deallocated: moved.map((l) => l.line) }
 }
 
-/** Safe to repeat and to race: the product checks the hold again, and its version guards the save. */
-export async function releaseExpiredHold(
-  command: ReleaseExpiredHold,
+/** Safe to repeat and to race: the product checks each hold again, and its version guards the save. */
+export async function releaseExpiredHolds(
+  command: ReleaseExpiredHolds,
   { uow, clock }: HandlerDeps,
-): Promise<CommandResults['ReleaseExpiredHold']> {
-  const { orderid, sku } = command
-  const product = await uow.products.get(sku, { orderids: [orderid] })
-  if (!product) return { released: false }
-  const released = product.releaseExpiredHold(orderid, clock.now())
+): Promise<CommandResults['ReleaseExpiredHolds']> {
+  const { sku, orderids } = command
+  const product = await uow.products.get(sku, { orderids })
+  if (!product) return { released: 0 }
+  const now = clock.now()
+  const released = orderids.filter((orderid) => product.releaseExpiredHold(orderid, now)).length
   await fillBackorders(product, uow)
   await uow.commit()
   return { released }
@@ -244,7 +246,7 @@ export const commandHandlers: CommandHandlers = {
   ChangeBatchQuantity: changeBatchQuantity,
   ChangeBatchEta: changeBatchEta,
   ChangeBatch: changeBatch,
-  ReleaseExpiredHold: releaseExpiredHold,
+  ReleaseExpiredHolds: releaseExpiredHolds,
 }
 
 export const eventHandlers: EventHandlers = {

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { accessibilityViolations } from '../support/accessibility.ts'
 import { launchChromium } from '../support/browser.ts'
 import { type Client, client, pgliteMode, type RunningService, type Storage, startService } from './support.ts'
 
@@ -74,6 +75,7 @@ describe('the operator dashboard in Chromium', () => {
     await vi.waitFor(async () => expect(await page.locator('.stock li').count()).toBe(1), patiently)
     await page.getByLabel('Filter skus').fill('')
     await page.screenshot({ path: docs('dashboard-stock.png'), fullPage: true })
+    expect(await accessibilityViolations(page)).toEqual([])
     expect(problems).toEqual([])
   })
 
@@ -118,6 +120,7 @@ describe('the operator dashboard in Chromium', () => {
     expect(await page.locator('.batch.promised').getAttribute('data-ref')).toBe('table-ship')
     expect(await text('[data-ref="table-shelf"] .reason')).toBe('3 available: too few for 12')
     await page.screenshot({ path: docs('dashboard-sku.png'), fullPage: true })
+    expect(await accessibilityViolations(page)).toEqual([])
   })
 
   it("shows the API's sentence next to the field it names", async (ctx) => {
@@ -185,8 +188,13 @@ describe('the operator dashboard in Chromium', () => {
       expect.arrayContaining(['SMALL-TABLE', '2', 'allocated', 'table-shelf', 'now (warehouse)']),
     )
     await page.screenshot({ path: docs('dashboard-order.png'), fullPage: true })
+    expect(await accessibilityViolations(page)).toEqual([])
 
-    await cancel('BLUE-LAMP')
+    // With the keyboard alone: Enter on Cancel, then Enter on the question, which has the focus.
+    await line('BLUE-LAMP').getByRole('button', { name: 'Cancel line order-3 BLUE-LAMP' }).focus()
+    await page.keyboard.press('Enter')
+    await line('BLUE-LAMP').getByRole('button', { name: 'Yes, cancel the line' }).waitFor()
+    await page.keyboard.press('Enter')
     await line('BLUE-LAMP').waitFor({ state: 'detached' })
     await cancel('SMALL-TABLE')
     await page.locator('#lookup-orderid-error').waitFor()
@@ -214,6 +222,7 @@ describe('the operator dashboard in Chromium', () => {
       await tab.goto(guarded.url)
       const dialog = tab.getByRole('dialog', { name: 'API key' })
       await dialog.waitFor()
+      expect(await accessibilityViolations(tab)).toEqual([])
       await dialog.getByLabel('Key').fill('not-the-secret-0123456789')
       await dialog.getByRole('button', { name: 'Use this key' }).click()
       await dialog.getByText('The service refused that key.').waitFor()

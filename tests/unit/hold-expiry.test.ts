@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { ReleaseExpiredHold } from '../../src/domain/commands.ts'
+import type { ReleaseExpiredHolds } from '../../src/domain/commands.ts'
 import { commandHandlers, eventHandlers, type HandlerDeps } from '../../src/service-layer/handlers.ts'
 import { createHoldExpiry } from '../../src/service-layer/hold-expiry.ts'
 import { createMessageBus } from '../../src/service-layer/message-bus.ts'
@@ -20,9 +20,9 @@ describe('hold expiry', () => {
     const clock = new FakeClock()
     const logger = new FakeLogger()
     let databaseHiccup = true
-    const flaky = async (command: ReleaseExpiredHold, deps: HandlerDeps) => {
-      if (command.orderid === 'unlucky' && databaseHiccup) throw new Error('connection reset')
-      return commandHandlers.ReleaseExpiredHold(command, deps)
+    const flaky = async (command: ReleaseExpiredHolds, deps: HandlerDeps) => {
+      if (command.orderids.includes('unlucky') && databaseHiccup) throw new Error('connection reset')
+      return commandHandlers.ReleaseExpiredHolds(command, deps)
     }
     const bus = createMessageBus(
       {
@@ -33,7 +33,7 @@ describe('hold expiry', () => {
         logger,
         clock,
       },
-      { commands: { ...commandHandlers, ReleaseExpiredHold: flaky }, events: eventHandlers },
+      { commands: { ...commandHandlers, ReleaseExpiredHolds: flaky }, events: eventHandlers },
     )
     const expiry = createHoldExpiry({ bus, expiredHolds: new FakeExpiredHolds(storage), clock, logger })
     await bus.handle({ type: 'CreateBatch', ref: 'b1', sku: 'LAMP', qty: 10, eta: null })
@@ -49,5 +49,34 @@ describe('hold expiry', () => {
     expect(await expiry.sweep()).toBe(1)
     expect(storage.allocations).toEqual([])
     expect(storage.batches.get('b1')?.allocated).toBe(0)
+  })
+
+  it('releases the expired holds of one sku together: one unit of work per sku, whatever the count', async () => {
+    const storage = new FakeStorage()
+    const clock = new FakeClock()
+    const logger = new FakeLogger()
+    const bus = createMessageBus({
+      startUnitOfWork: async () => new FakeUnitOfWork(storage),
+      outbox: new FakeOutbox(storage),
+      notifications: new FakeNotifications(),
+      publisher: new FakePublisher(),
+      logger,
+      clock,
+    })
+    const expiry = createHoldExpiry({ bus, expiredHolds: new FakeExpiredHolds(storage), clock, logger })
+    for (const sku of ['LAMP', 'SOFA'])
+      await bus.handle({ type: 'CreateBatch', ref: `${sku}-1`, sku, qty: 10, eta: null })
+    for (let i = 0; i < 5; i++)
+      await bus.handle({ type: 'Allocate', orderid: `l${i}`, sku: 'LAMP', qty: 1, holdSeconds: 10 })
+    for (let i = 0; i < 2; i++)
+      await bus.handle({ type: 'Allocate', orderid: `s${i}`, sku: 'SOFA', qty: 1, holdSeconds: 10 })
+    await bus.handle({ type: 'Allocate', orderid: 'l0', sku: 'LAMP', qty: 1 })
+    clock.advance(10)
+    const commits = storage.commits
+
+    expect(await expiry.sweep()).toBe(6)
+    expect(storage.commits - commits).toBe(2)
+    expect(storage.allocations.map((a) => [a.orderid, a.status])).toEqual([['l0', 'allocated']])
+    expect(storage.batches.get('LAMP-1')?.allocated).toBe(1)
   })
 })

@@ -44,7 +44,7 @@ function LiveFeed() {
   return html`<aside class="feed" aria-labelledby="feed-title">
     <h2 id="feed-title">Live events <span class=${`state state-${state.replaceAll(' ', '-')}`}>${state}</span></h2>
     ${events.length === 0 && html`<p class="quiet">Events appear here as they happen.</p>`}
-    <ol aria-live="polite" aria-relevant="additions">
+    <ol aria-live="polite" aria-relevant="additions" aria-label="Events, newest first" tabindex="0">
       ${events.map(
         (e) => html`<li key=${e.id} data-type=${e.type}><span class="event-type">${e.type}</span> ${describe(e)}</li>`,
       )}
