@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { accessibilityViolations } from '../support/accessibility.ts'
 import { launchChromium } from '../support/browser.ts'
 import { type Client, client, pgliteMode, type RunningService, type Storage, startService } from './support.ts'
 
@@ -20,7 +21,8 @@ describe('the operator dashboard in Chromium', () => {
     browser = await launchChromium()
     if (!browser) return
     storage = await pgliteMode.prepare()
-    service = await startService(storage.env)
+    // A busy machine (two cores, a browser and the service) may take long to start it.
+    service = await startService(storage.env, 90_000)
     api = client(service.url)
     // A fixed clock and time zone, so that the screenshots change only when the page does.
     page = await browser.newPage({ viewport: { width: 1280, height: 900 }, timezoneId: 'UTC', locale: 'en-GB' })
@@ -29,7 +31,7 @@ describe('the operator dashboard in Chromium', () => {
       if (message.type() === 'error') problems.push(`${message.text()} (${message.location().url})`)
     })
     page.on('pageerror', (error) => problems.push(String(error)))
-  })
+  }, 150_000)
 
   afterAll(async () => {
     await browser?.close()
@@ -74,6 +76,7 @@ describe('the operator dashboard in Chromium', () => {
     await vi.waitFor(async () => expect(await page.locator('.stock li').count()).toBe(1), patiently)
     await page.getByLabel('Filter skus').fill('')
     await page.screenshot({ path: docs('dashboard-stock.png'), fullPage: true })
+    expect(await accessibilityViolations(page)).toEqual([])
     expect(problems).toEqual([])
   })
 
@@ -118,6 +121,7 @@ describe('the operator dashboard in Chromium', () => {
     expect(await page.locator('.batch.promised').getAttribute('data-ref')).toBe('table-ship')
     expect(await text('[data-ref="table-shelf"] .reason')).toBe('3 available: too few for 12')
     await page.screenshot({ path: docs('dashboard-sku.png'), fullPage: true })
+    expect(await accessibilityViolations(page)).toEqual([])
   })
 
   it("shows the API's sentence next to the field it names", async (ctx) => {
@@ -185,8 +189,17 @@ describe('the operator dashboard in Chromium', () => {
       expect.arrayContaining(['SMALL-TABLE', '2', 'allocated', 'table-shelf', 'now (warehouse)']),
     )
     await page.screenshot({ path: docs('dashboard-order.png'), fullPage: true })
+    expect(await accessibilityViolations(page)).toEqual([])
 
-    await cancel('BLUE-LAMP')
+    // With the keyboard alone: Enter on Cancel, then Enter on the question, which has the focus.
+    await line('BLUE-LAMP').getByRole('button', { name: 'Cancel line order-3 BLUE-LAMP' }).focus()
+    await page.keyboard.press('Enter')
+    const yes = line('BLUE-LAMP').getByRole('button', { name: 'Yes, cancel the line' })
+    await vi.waitFor(
+      async () => expect(await yes.evaluate((b) => b === b.ownerDocument.activeElement)).toBe(true),
+      patiently,
+    )
+    await page.keyboard.press('Enter')
     await line('BLUE-LAMP').waitFor({ state: 'detached' })
     await cancel('SMALL-TABLE')
     await page.locator('#lookup-orderid-error').waitFor()
@@ -198,7 +211,7 @@ describe('the operator dashboard in Chromium', () => {
     if (!browser) return ctx.skip()
     const secret = 'operator-secret-0123456789'
     const keyed = await pgliteMode.prepare()
-    const guarded = await startService({ ...keyed.env, API_KEYS: `ops:write:${secret}` })
+    const guarded = await startService({ ...keyed.env, API_KEYS: `ops:write:${secret}` }, 90_000)
     const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } })
     const logged: string[] = []
     tab.on('console', (message) => {
@@ -207,13 +220,17 @@ describe('the operator dashboard in Chromium', () => {
     tab.on('pageerror', (error) => logged.push(String(error)))
     try {
       for (const file of ['/', '/dashboard/', '/dashboard/app.js', '/dashboard/vendor/preact.mjs']) {
-        expect((await fetch(`${guarded.url}${file}`)).status, file).toBe(200)
+        const answer = await fetch(`${guarded.url}${file}`)
+        expect(answer.status, file).toBe(200)
+        // The page holds a key: only its own scripts run (the console would report anything refused).
+        expect(answer.headers.get('content-security-policy')).toMatch(/script-src 'self' 'sha256-/)
       }
       expect((await fetch(`${guarded.url}/products`)).status).toBe(401)
 
       await tab.goto(guarded.url)
       const dialog = tab.getByRole('dialog', { name: 'API key' })
       await dialog.waitFor()
+      expect(await accessibilityViolations(tab)).toEqual([])
       await dialog.getByLabel('Key').fill('not-the-secret-0123456789')
       await dialog.getByRole('button', { name: 'Use this key' }).click()
       await dialog.getByText('The service refused that key.').waitFor()

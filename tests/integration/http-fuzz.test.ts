@@ -22,7 +22,6 @@ const oddId = fc
       "x'; drop table batches; --",
       '1 OR 1=1',
       '../../etc/passwd',
-      '..',
       '%00',
       '%2F',
       'a/b',
@@ -37,7 +36,9 @@ const oddId = fc
     ),
     fc.string({ minLength: 255, maxLength: 255 }),
   )
-  .filter((id) => id.length >= 1 && id.length <= 255 && !/[\u0000-\u001f\u007f]/.test(id) && id === id.normalize())
+  // `.` and `..` alone are dot segments: every URL parser resolves them away, encoded or not, so such an id
+  // cannot be read back by path (it can by the lists); the contract does not refuse them (yet).
+  .filter((id) => id.length >= 1 && id.length <= 255 && !/[\u0000-\u001f\u007f]/.test(id) && id !== '.' && id !== '..')
 
 /** Anything a client could put where an id goes. */
 const hostileId = fc.oneof(
@@ -58,7 +59,10 @@ const hostileId = fc.oneof(
   ),
 )
 
-const segment = hostileId.map((id) => (id.startsWith('%') ? id : encodeURIComponent(id)))
+/** As a careful client writes an id into a path: `.` and `..` would otherwise be resolved away as segments. */
+const inPath = (id: string) => encodeURIComponent(id).replaceAll('.', '%2E')
+
+const segment = hostileId.map((id) => (id.startsWith('%') ? id : inPath(id)))
 
 const qty = fc.oneof(
   fc.integer({ min: 1, max: 100 }),
@@ -113,7 +117,7 @@ const path = fc.oneof(
     '/allocations?include=qty',
     '/orders/',
   ),
-  fc.webPath(),
+  fc.webPath().map((p) => (p.startsWith('/') ? p : `/${p}`)),
 )
 
 const request = fc.record({
@@ -182,18 +186,18 @@ describe('the HTTP API under random input', () => {
         // A ref already taken by another batch is a conflict, never a change of its ids.
         if (batch.statusCode === 409) return
         expect(batch.statusCode).toBeOneOf([200, 201])
-        const read = await app.inject({ method: 'GET', url: `/batches/${encodeURIComponent(ref)}` })
+        const read = await app.inject({ method: 'GET', url: `/batches/${inPath(ref)}` })
         expect(read.json()).toMatchObject({ ref, sku })
         const line = await app.inject({ method: 'POST', url: '/allocations', payload: { orderid, sku, qty: 1 } })
         if (line.statusCode === 409) return
         expect(line.statusCode).toBe(201)
         expect(line.json()).toMatchObject({ orderid, sku })
-        const order = await app.inject({ method: 'GET', url: `/orders/${encodeURIComponent(orderid)}` })
+        const order = await app.inject({ method: 'GET', url: `/orders/${inPath(orderid)}` })
         expect(order.json().orderid).toBe(orderid)
         expect(order.json().lines).toContainEqual(
           expect.objectContaining({ orderid, sku, batchref: expect.any(String) }),
         )
-        const product = await app.inject({ method: 'GET', url: `/products/${encodeURIComponent(sku)}` })
+        const product = await app.inject({ method: 'GET', url: `/products/${inPath(sku)}` })
         expect(product.json().sku).toBe(sku)
       }),
       {

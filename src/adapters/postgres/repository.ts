@@ -87,7 +87,7 @@ export class PgProductStore implements ProductStore {
       .where('p.sku', '=', sku)
       .executeTakeFirst()
     if (!row) return undefined
-    const covering = excessOf ? await latestCovering(db, excessOf.ref, excessOf.qty) : []
+    const covering = excessOf ? await latestCovering(db, sku, excessOf.ref, excessOf.qty) : []
     const lines = [...(row.lines as LineRow[]), ...covering].sort((a, b) => a.id - b.id).map((a) => toLineState(sku, a))
     this.#cache.set(sku, { versionNumber: row.version_number, batches: row.batches })
     return this.#product(sku, row.version_number, row.batches, lines, [])
@@ -340,7 +340,7 @@ function toLineState(sku: string, row: LineRow): LineState {
 }
 
 /** The newest lines on batch `ref` (allocated or held) that together cover what it holds beyond `qty`, and no more. */
-function latestCovering(db: Executor, ref: string, qty: number): Promise<LineRow[]> {
+function latestCovering(db: Executor, sku: string, ref: string, qty: number): Promise<LineRow[]> {
   return db
     .selectFrom((eb) =>
       eb
@@ -355,6 +355,8 @@ function latestCovering(db: Executor, ref: string, qty: number): Promise<LineRow
           expiresMs,
           sql<number>`b.allocated - ${qty} - sum(a.qty) over (order by a.id desc) + a.qty`.as('excess_before'),
         ])
+        .where('a.sku', '=', sku)
+        .where('b.sku', '=', sku)
         .where('b.ref', '=', ref)
         .as('newest_first'),
     )

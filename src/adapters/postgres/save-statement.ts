@@ -39,7 +39,8 @@ export function saveStatement(p: {
       update batches set purchased = u.purchased, allocated = u.allocated, eta = u.eta
       from unnest(${p.batchIds}::bigint[], ${p.purchased}::int[], ${p.allocated}::int[], ${p.etas}::date[])
         as u(id, purchased, allocated, eta)
-      where batches.id = u.id and batches.id = any(${p.batchIds}::bigint[]) and exists (select from version)
+      where batches.sku = ${p.sku} and batches.id = u.id and batches.id = any(${p.batchIds}::bigint[])
+        and exists (select from version)
     ),
     removed as (
       delete from allocations

@@ -22,7 +22,8 @@ function useRoute() {
 
 function Page({ route }) {
   const [section, id] = route
-  if (section === 'products' && id) return html`<${ProductView} sku=${id} />`
+  // Keyed by sku: another sku's page starts afresh (no promise or form carried over).
+  if (section === 'products' && id) return html`<${ProductView} key=${id} sku=${id} />`
   if (section === 'orders') return html`<${OrderView} orderid=${id ?? ''} />`
   return html`<${StockView} />`
 }
@@ -44,7 +45,7 @@ function LiveFeed() {
   return html`<aside class="feed" aria-labelledby="feed-title">
     <h2 id="feed-title">Live events <span class=${`state state-${state.replaceAll(' ', '-')}`}>${state}</span></h2>
     ${events.length === 0 && html`<p class="quiet">Events appear here as they happen.</p>`}
-    <ol aria-live="polite" aria-relevant="additions">
+    <ol aria-live="polite" aria-relevant="additions" aria-label="Events, newest first" tabindex="0">
       ${events.map(
         (e) => html`<li key=${e.id} data-type=${e.type}><span class="event-type">${e.type}</span> ${describe(e)}</li>`,
       )}

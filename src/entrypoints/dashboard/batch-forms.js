@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks'
+import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, path } from './api.js'
 import { Field, FormError, number, useSubmit } from './forms.js'
 import { html } from './html.js'
@@ -40,6 +40,9 @@ const moveWords = (m) =>
  */
 export function ChangeBatch({ batch, onClose }) {
   const [review, setReview] = useState(null)
+  const element = useRef(null)
+  // Opened from a batch's Change button: the keyboard goes straight to the form.
+  useEffect(() => element.current?.querySelector('input')?.focus(), [])
   const form = useSubmit(async (values) => {
     const change = {}
     const qty = number(values.qty)
@@ -81,7 +84,7 @@ export function ChangeBatch({ batch, onClose }) {
     return null
   })
   const id = `change-${batch.ref}`
-  return html`<form class="card change" aria-labelledby=${`${id}-title`} onSubmit=${form.onSubmit}>
+  return html`<form class="card change" ref=${element} aria-labelledby=${`${id}-title`} onSubmit=${form.onSubmit}>
     <h3 id=${`${id}-title`}>Change batch ${batch.ref}</h3>
     <div class="row" onInput=${() => setReview(null)}>
       <${Field} form=${id} name="qty" label="Purchased quantity" defaultValue=${String(batch.purchased)} inputmode="numeric" error=${form.error} required />

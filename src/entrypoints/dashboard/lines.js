@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks'
+import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, path } from './api.js'
 import { html } from './html.js'
 import { time } from './live.js'
@@ -49,11 +49,7 @@ export function LinesTable({ lines, caption, show = 'orderid' }) {
           <td>
             ${
               cancelling === key
-                ? html`<span class="confirm-inline">
-                    Cancel ${l.orderid}’s ${l.qty} × ${l.sku}?
-                    <button type="button" class="danger" onClick=${() => cancel(l)}>Yes, cancel the line</button>
-                    <button type="button" class="secondary" onClick=${() => setCancelling(null)}>Keep it</button>
-                  </span>`
+                ? html`<${ConfirmCancel} line=${l} onYes=${() => cancel(l)} onNo=${() => setCancelling(null)} />`
                 : html`<button type="button" class="secondary" aria-label=${`Cancel line ${l.orderid} ${l.sku}`} onClick=${() => setCancelling(key)}>Cancel</button>`
             }
             ${cancelling === key && error && html`<span class="error" role="alert">${error.message}</span>`}
@@ -62,4 +58,15 @@ export function LinesTable({ lines, caption, show = 'orderid' }) {
       })}
     </tbody>
   </table>`
+}
+
+/** Asks before a line is cancelled; the question takes the keyboard focus, so Enter or Tab answers it. */
+function ConfirmCancel({ line, onYes, onNo }) {
+  const yes = useRef(null)
+  useEffect(() => yes.current?.focus(), [])
+  return html`<span class="confirm-inline">
+    Cancel ${line.orderid}’s ${line.qty} × ${line.sku}?
+    <button type="button" class="danger" ref=${yes} onClick=${onYes}>Yes, cancel the line</button>
+    <button type="button" class="secondary" onClick=${onNo}>Keep it</button>
+  </span>`
 }
