@@ -34,7 +34,8 @@ export async function startService(
 ): Promise<Service> {
   const { DATABASE_URL: _url, DATA_DIR: _dir, PORT: _port, ...inherited } = process.env
   const child = spawn(process.execPath, [MAIN, ...args], {
-    env: { ...inherited, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    // Without the per-request log line, so figures stay comparable with those measured before it existed.
+    env: { ...inherited, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', LOG_REQUESTS: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const counts: Record<string, number> = {}

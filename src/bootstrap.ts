@@ -128,7 +128,21 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
       return { ready: Object.values(checks).every((c) => c === 'ok' || c === 'off'), checks }
     },
     async migrate() {
-      if (database) await migrateToLatest(database.db)
+      if (!database) return
+      if (overrides.database || !config.databaseUrl) return void (await migrateToLatest(database.db))
+      // A migration may rewrite a large table: it gets a connection of its own, without the statement timeout.
+      const migrating = openDatabase({
+        databaseUrl: config.databaseUrl,
+        dataDir: config.dataDir,
+        poolSize: 1,
+        connectTimeoutMs: config.databaseConnectTimeoutMs,
+        statementTimeoutMs: 0,
+      })
+      try {
+        await migrateToLatest(migrating.db)
+      } finally {
+        await migrating.close()
+      }
     },
     async close() {
       feed.close()

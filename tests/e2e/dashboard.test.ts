@@ -21,7 +21,8 @@ describe('the operator dashboard in Chromium', () => {
     browser = await launchChromium()
     if (!browser) return
     storage = await pgliteMode.prepare()
-    service = await startService(storage.env)
+    // A busy machine (two cores, a browser and the service) may take long to start it.
+    service = await startService(storage.env, 90_000)
     api = client(service.url)
     // A fixed clock and time zone, so that the screenshots change only when the page does.
     page = await browser.newPage({ viewport: { width: 1280, height: 900 }, timezoneId: 'UTC', locale: 'en-GB' })
@@ -30,7 +31,7 @@ describe('the operator dashboard in Chromium', () => {
       if (message.type() === 'error') problems.push(`${message.text()} (${message.location().url})`)
     })
     page.on('pageerror', (error) => problems.push(String(error)))
-  })
+  }, 150_000)
 
   afterAll(async () => {
     await browser?.close()
@@ -193,7 +194,11 @@ describe('the operator dashboard in Chromium', () => {
     // With the keyboard alone: Enter on Cancel, then Enter on the question, which has the focus.
     await line('BLUE-LAMP').getByRole('button', { name: 'Cancel line order-3 BLUE-LAMP' }).focus()
     await page.keyboard.press('Enter')
-    await line('BLUE-LAMP').getByRole('button', { name: 'Yes, cancel the line' }).waitFor()
+    const yes = line('BLUE-LAMP').getByRole('button', { name: 'Yes, cancel the line' })
+    await vi.waitFor(
+      async () => expect(await yes.evaluate((b) => b === b.ownerDocument.activeElement)).toBe(true),
+      patiently,
+    )
     await page.keyboard.press('Enter')
     await line('BLUE-LAMP').waitFor({ state: 'detached' })
     await cancel('SMALL-TABLE')
@@ -206,7 +211,7 @@ describe('the operator dashboard in Chromium', () => {
     if (!browser) return ctx.skip()
     const secret = 'operator-secret-0123456789'
     const keyed = await pgliteMode.prepare()
-    const guarded = await startService({ ...keyed.env, API_KEYS: `ops:write:${secret}` })
+    const guarded = await startService({ ...keyed.env, API_KEYS: `ops:write:${secret}` }, 90_000)
     const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } })
     const logged: string[] = []
     tab.on('console', (message) => {
@@ -215,7 +220,10 @@ describe('the operator dashboard in Chromium', () => {
     tab.on('pageerror', (error) => logged.push(String(error)))
     try {
       for (const file of ['/', '/dashboard/', '/dashboard/app.js', '/dashboard/vendor/preact.mjs']) {
-        expect((await fetch(`${guarded.url}${file}`)).status, file).toBe(200)
+        const answer = await fetch(`${guarded.url}${file}`)
+        expect(answer.status, file).toBe(200)
+        // The page holds a key: only its own scripts run (the console would report anything refused).
+        expect(answer.headers.get('content-security-policy')).toMatch(/script-src 'self' 'sha256-/)
       }
       expect((await fetch(`${guarded.url}/products`)).status).toBe(401)
 

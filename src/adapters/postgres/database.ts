@@ -13,7 +13,7 @@ export type DatabaseSettings = Readonly<{
   poolSize: number
   /** Bound on waiting for a new connection, or for a free one when the pool is busy (default 3000). */
   connectTimeoutMs?: number
-  /** Bound on one statement, enforced by the server and by the client waiting for its answer (default 5000). */
+  /** Bound on one statement, enforced by the server and by the client waiting for its answer (default 5000; 0: none). */
   statementTimeoutMs?: number
   /** Called with the SQL of every statement the query builder runs. */
   onQuery?: (sql: string) => void
@@ -55,13 +55,13 @@ export function openDatabase(settings: DatabaseSettings): Database {
     ? (event: { level: string; query: { sql: string } }) => settings.onQuery?.(event.query.sql)
     : undefined
   if (settings.databaseUrl) {
+    const statementTimeout = settings.statementTimeoutMs ?? 5000
     const pool = new pg.Pool({
       connectionString: settings.databaseUrl,
       max: settings.poolSize,
       connectionTimeoutMillis: settings.connectTimeoutMs ?? 3000,
-      statement_timeout: settings.statementTimeoutMs ?? 5000,
       // A server that stops answering without closing the connection is noticed by the client too.
-      query_timeout: (settings.statementTimeoutMs ?? 5000) + 1000,
+      ...(statementTimeout > 0 && { statement_timeout: statementTimeout, query_timeout: statementTimeout + 1000 }),
       keepAlive: true,
       types: {
         getTypeParser: ((oid: number, format?: 'text' | 'binary') =>

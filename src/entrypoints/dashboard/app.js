@@ -22,7 +22,8 @@ function useRoute() {
 
 function Page({ route }) {
   const [section, id] = route
-  if (section === 'products' && id) return html`<${ProductView} sku=${id} />`
+  // Keyed by sku: another sku's page starts afresh (no promise or form carried over).
+  if (section === 'products' && id) return html`<${ProductView} key=${id} sku=${id} />`
   if (section === 'orders') return html`<${OrderView} orderid=${id ?? ''} />`
   return html`<${StockView} />`
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { readdir, readFile } from 'node:fs/promises'
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -21,8 +22,8 @@ const vendor: Record<string, string> = {
 
 /**
  * The operator dashboard at `/` (and `/dashboard/`): a page of plain ES modules, nothing built. Its files
- * are read once, when the app starts, and never by a path a request made up. Open to anyone, as the
- * static files of the dashboard are: the page itself asks for an API key when the API wants one.
+ * are read once, when the app starts, and never by a path a request made up. They need no API key: the
+ * page asks for one when the API answers 401.
  */
 export function dashboardRoutes(): FastifyPluginAsync {
   return async (app) => {
@@ -38,8 +39,15 @@ export function dashboardRoutes(): FastifyPluginAsync {
     const page = files.get('index.html')
     if (!page) throw new Error('The dashboard has no index.html')
 
+    // The page holds an API key: it runs only our own scripts and talks only to this service.
+    const policy = contentSecurityPolicy(page.body.toString('utf8'))
     const send = (reply: FastifyReply, file: File) =>
-      reply.type(file.type).header('cache-control', 'no-cache').send(file.body)
+      reply
+        .type(file.type)
+        .header('cache-control', 'no-cache')
+        .header('x-content-type-options', 'nosniff')
+        .header('content-security-policy', policy)
+        .send(file.body)
     const hidden = { schema: { hide: true } }
     app.get('/', hidden, async (_request, reply) => send(reply, page))
     app.get('/dashboard/', hidden, async (_request, reply) => send(reply, page))
@@ -48,4 +56,22 @@ export function dashboardRoutes(): FastifyPluginAsync {
       return file ? send(reply, file) : reply.callNotFound()
     })
   }
+}
+
+/** Scripts from this origin and the page's inline import map (by its hash), nothing else from anywhere. */
+function contentSecurityPolicy(html: string): string {
+  const inline = [...html.matchAll(/<script type="importmap">([\s\S]*?)<\/script>/g)].map(
+    ([, body]) =>
+      `'sha256-${createHash('sha256')
+        .update(body ?? '')
+        .digest('base64')}'`,
+  )
+  return [
+    "default-src 'self'",
+    `script-src 'self' ${inline.join(' ')}`,
+    "img-src 'self' data:",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ')
 }
