@@ -42,6 +42,7 @@ export async function importBatches(target: CliTarget, file: string): Promise<Im
   let chunk: Chunk = { rows: [], bad: [], badRows: 0, bytes: 0 }
   let writing: Promise<void> = Promise.resolve()
   let rowCount = 0
+  let columns: string[] = []
 
   const write = async ({ rows, bad, badRows }: Chunk) => {
     summary.badRows += badRows
@@ -54,7 +55,7 @@ export async function importBatches(target: CliTarget, file: string): Promise<Im
       } catch (error) {
         if (!(error instanceof ConflictingBatch)) throw error
         const line = rows[error.index]?.line
-        bad.push(`Line ${line}, column 1 (ref): ${error.message}`)
+        bad.push(`Line ${line}, column ${columns.indexOf('ref') + 1} (ref): ${error.message}`)
         summary.badRows += 1
       }
     }
@@ -62,7 +63,6 @@ export async function importBatches(target: CliTarget, file: string): Promise<Im
     for (const message of bad) bar.interrupt(message)
   }
 
-  let columns: string[] = []
   const records = createReadStream(file).pipe(
     parse({
       columns: (names: string[]) => {
@@ -94,6 +94,8 @@ export async function importBatches(target: CliTarget, file: string): Promise<Im
         // One chunk is written while the next is read; never two at once.
         await writing
         writing = write(chunk)
+        // Its failure is thrown where it is awaited, once the next chunk is read.
+        writing.catch(() => {})
         chunk = { rows: [], bad: [], badRows: 0, bytes: 0 }
       }
       bar.update(info.bytes, rowCount)

@@ -92,6 +92,17 @@ describe.each(await storageModes())('the command line with --url ($name)', (mode
     // The first chunk (rows 1 to 1000) is written; the second, with the bad rows, is not.
     expect(answer.stdout).toMatch(/^1000 batches added, 0 already there, 500 not written \(chunks with 2 bad rows\)/)
     expect((await client(service.url).get(`/products/${good}`)).body.batches).toHaveLength(1000)
+
+    // A row that conflicts with a stored batch is found by the service; the answer names its place.
+    const conflicting = join(dir, 'conflicting.csv')
+    await writeFile(conflicting, `ref,sku,qty,eta\n${good}-new,${good},5,\n${good}-b0,${good},6,\n`)
+    const refused = await command({ ALLOCATION_URL: service.url }, 'import-batches', conflicting)
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain(
+      `Line 3, column 1 (ref): Batch ${good}-b0 already exists with another sku, qty or eta`,
+    )
+    expect(refused.stdout).toMatch(/^0 batches added, 0 already there, 2 not written \(chunks with 1 bad rows\)/)
+    expect((await client(service.url).get(`/batches/${good}-new`)).status).toBe(404)
   })
 })
 
