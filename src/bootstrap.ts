@@ -15,9 +15,10 @@ import type { Config } from './config.ts'
 import { type Availability, availableToPromise } from './service-layer/availability.ts'
 import { batchMoves, type LineMove } from './service-layer/batch-moves.ts'
 import { createEventFeed, type EventFeed } from './service-layer/event-feed.ts'
-import { createHoldExpiry, together } from './service-layer/hold-expiry.ts'
+import { createHoldExpiry } from './service-layer/hold-expiry.ts'
 import { type BusDependencies, createMessageBus, type MessageBus } from './service-layer/message-bus.ts'
 import { createOutboxRelay, type OutboxRelay } from './service-layer/outbox-relay.ts'
+import { together } from './service-layer/periodic-sweep.ts'
 import { type ExpiredHolds, type Logger, type ReadViews, systemClock } from './service-layer/ports.ts'
 
 export type Overrides = Partial<Omit<BusDependencies, 'maxAttempts' | 'metrics'>> & {

@@ -1,5 +1,5 @@
 import type { MessageBus } from './message-bus.ts'
-import type { OutboxRelay } from './outbox-relay.ts'
+import { type PeriodicSweep, periodicSweep } from './periodic-sweep.ts'
 import type { Clock, ExpiredHolds, Logger } from './ports.ts'
 
 /**
@@ -20,15 +20,11 @@ export function createHoldExpiry(
     /** Skus released at the same time. */
     concurrency?: number
   }>,
-): OutboxRelay {
+): PeriodicSweep {
   const { bus, expiredHolds, clock, logger } = deps
   const intervalMs = deps.intervalMs ?? 500
   const batchSize = deps.batchSize ?? 500
   const concurrency = deps.concurrency ?? 4
-  let timer: NodeJS.Timeout | undefined
-  let running: Promise<unknown> = Promise.resolve()
-  let stopped = false
-
   /** Returns how many were released and how many could not be. */
   async function release(sku: string, orderids: readonly string[]): Promise<[number, number]> {
     try {
@@ -50,7 +46,7 @@ export function createHoldExpiry(
     }
   }
 
-  async function sweep(): Promise<number> {
+  async function sweep(stopped: () => boolean): Promise<number> {
     let released = 0
     for (;;) {
       const due = await expiredHolds.due(clock.now(), batchSize)
@@ -67,45 +63,9 @@ export function createHoldExpiry(
       }
       await Promise.all(Array.from({ length: concurrency }, worker))
       // The next sweep tries the failed ones again; going on now would only find them again.
-      if (due.length < batchSize || stopped || failed > 0) return released
+      if (due.length < batchSize || stopped() || failed > 0) return released
     }
   }
 
-  function tick(): void {
-    running = sweep()
-      .catch((error: unknown) => logger.error({ err: error }, 'releasing expired holds failed'))
-      .finally(() => {
-        if (!stopped) timer = setTimeout(tick, intervalMs)
-      })
-  }
-
-  return {
-    sweep,
-    start() {
-      stopped = false
-      tick()
-    },
-    async stop() {
-      stopped = true
-      clearTimeout(timer)
-      await running
-    },
-  }
-}
-
-/** Runs the given relays as one: started, swept and stopped together. */
-export function together(...relays: OutboxRelay[]): OutboxRelay {
-  return {
-    async sweep() {
-      let handed = 0
-      for (const relay of relays) handed += await relay.sweep()
-      return handed
-    },
-    start() {
-      for (const relay of relays) relay.start()
-    },
-    async stop() {
-      await Promise.all(relays.map((relay) => relay.stop()))
-    },
-  }
+  return periodicSweep(sweep, { intervalMs, logger, failure: 'releasing expired holds failed' })
 }
