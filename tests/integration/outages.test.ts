@@ -48,7 +48,9 @@ describe('PostgreSQL refusing, dropping and not answering', () => {
       databaseUrl: proxied.toString(),
       dataDir: '',
       poolSize: 10,
-      connectTimeoutMs: 1000,
+      // Longer than /ready's own 1 s bound, so a hung server is reported by that bound and not by a
+      // connect timeout that would race it.
+      connectTimeoutMs: 2000,
       statementTimeoutMs: 1000,
       onConnectionError: (error) => broken.push(error),
     })
