@@ -30,7 +30,38 @@ describe.each(modes)('the product view read from memory (%s)', (mode: Mode) => {
     // The writer marks its events delivered in the background, meanwhile.
     const reads = test.statements.filter((s) => !s.startsWith('update "outbox"'))
     expect(reads).toHaveLength(1)
-    expect(reads[0]).toMatch(/from "products" where "sku" = \$1$/)
+    expect(reads[0]).toMatch(/from "products" where "sku" = any\(\$1::text\[\]\)$/)
+  })
+
+  it('checks the products of concurrent requests together, each against its own version', async (ctx) => {
+    if (!test) return ctx.skip()
+    const skus = Array.from({ length: 6 }, () => randomSku())
+    for (const [i, sku] of skus.entries()) {
+      await writer.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 10 + i, eta: null })
+      await reader.product(sku)
+    }
+    await writer.bus.handle({ type: 'Allocate', orderid: randomOrderid(), sku: skus[2] as string, qty: 4 })
+    test.statements.length = 0
+    const views = await Promise.all(skus.map((sku) => reader.product(sku)))
+    expect(views.map((v) => v?.totals.available)).toEqual([10, 11, 8, 13, 14, 15])
+    const checks = test.statements.filter((s) => s.startsWith('select "sku", "version_number"'))
+    // The first request's check goes alone; the five that came while it was on its way go together.
+    expect(checks).toHaveLength(2)
+  })
+
+  it('reads the lines of concurrent order lookups in one statement, each order its own', async (ctx) => {
+    if (!test) return ctx.skip()
+    const sku = randomSku()
+    const orderids = Array.from({ length: 5 }, () => randomOrderid())
+    await writer.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 100, eta: null })
+    for (const [i, orderid] of orderids.entries()) {
+      await writer.bus.handle({ type: 'Allocate', orderid, sku, qty: i + 1 })
+    }
+    test.statements.length = 0
+    const orders = await Promise.all([...orderids, randomOrderid()].map((orderid) => reader.order(orderid)))
+    expect(orders.map((lines) => lines.map((l) => l.qty))).toEqual([[1], [2], [3], [4], [5], []])
+    expect(orders[3]?.[0]).toMatchObject({ orderid: orderids[3], sku, status: 'allocated' })
+    expect(test.statements.filter((s) => s.includes('"a"."orderid" = any'))).toHaveLength(2)
   })
 
   it("shows another process's allocation, new batch and backorder at once", async (ctx) => {

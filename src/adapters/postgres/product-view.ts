@@ -1,5 +1,6 @@
 import { type ExpressionBuilder, sql } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
+import { coalesce } from '../../service-layer/coalesce.ts'
 import type { BatchView, ProductView } from '../../service-layer/ports.ts'
 import type { Executor } from './repository.ts'
 import type { Schema } from './schema.ts'
@@ -7,48 +8,69 @@ import type { Schema } from './schema.ts'
 type Stamp = Readonly<{ version: number; xmin: string }>
 type Entry = Readonly<{ stamp: Stamp; view: ProductView }>
 
+/** Runs a query with the database taken for it. */
+export type ReadWith = <T>(query: (db: Executor) => Promise<T>) => Promise<T>
+
 /**
  * `GET /products/{sku}` answered from memory when the product row is as it was when the view was
  * read: every write of a sku's batches or lines moves its product's version in the same transaction
  * (the optimistic lock of every save), and any update of the row gives it a new `xmin`. So the check
- * is one primary-key read per request, and a change committed by any process is seen at once.
+ * is a primary-key read per request, and a change committed by any process is seen at once.
+ * The checks of concurrent requests go together in one statement: a request waits for the next
+ * statement sent after it arrived, never joins one already sent, so it sees every earlier commit.
  */
 export class ProductViews {
   readonly #entries = new Map<string, Entry>()
   readonly #capacity: number
+  readonly #read: ReadWith
+  readonly #stamp: (sku: string) => Promise<Stamp | undefined>
 
-  constructor(capacity = 10_000) {
+  constructor(read: ReadWith, capacity = 10_000) {
+    this.#read = read
     this.#capacity = capacity
+    const stamps = coalesce<null, string, Stamp | undefined>(
+      async (_, skus) => {
+        const rows = await read((db) =>
+          db
+            .selectFrom('products')
+            .select(['sku', 'version_number as version', sql<string>`xmin::text`.as('xmin')])
+            .where('sku', '=', sql<string>`any(${skus}::text[])`)
+            .execute(),
+        )
+        const bySku = new Map(rows.map((r) => [r.sku, r]))
+        return skus.map((sku) => bySku.get(sku))
+      },
+      { maxGroup: 200 },
+    )
+    this.#stamp = (sku) => stamps(null, sku)
   }
 
-  async read(db: Executor, sku: string): Promise<ProductView | undefined> {
+  async read(sku: string): Promise<ProductView | undefined> {
     const cached = this.#entries.get(sku)
     if (cached) {
-      const stamp = await db
-        .selectFrom('products')
-        .select(['version_number as version', sql<string>`xmin::text`.as('xmin')])
-        .where('sku', '=', sku)
-        .executeTakeFirst()
+      const stamp = await this.#stamp(sku)
       if (stamp?.version === cached.stamp.version && stamp.xmin === cached.stamp.xmin) return cached.view
     }
-    const row = await db
-      .selectFrom('products as p')
-      .select((eb) => [
-        'p.version_number as version',
-        sql<string>`p.xmin::text`.as('xmin'),
-        jsonArrayFrom(
-          eb
-            .selectFrom('batches as b')
-            .select(['b.ref', 'b.eta', 'b.purchased', 'b.allocated'])
-            .whereRef('b.sku', '=', 'p.sku')
-            .orderBy(sql`b.eta asc nulls first`)
-            .orderBy('b.id'),
-        ).as('batches'),
-        waitingQty(eb, 'backordered').as('backordered'),
-        waitingQty(eb, 'held').as('held'),
-      ])
-      .where('p.sku', '=', sku)
-      .executeTakeFirst()
+    const row = await this.#read((db) =>
+      db
+        .selectFrom('products as p')
+        .select((eb) => [
+          'p.version_number as version',
+          sql<string>`p.xmin::text`.as('xmin'),
+          jsonArrayFrom(
+            eb
+              .selectFrom('batches as b')
+              .select(['b.ref', 'b.eta', 'b.purchased', 'b.allocated'])
+              .whereRef('b.sku', '=', 'p.sku')
+              .orderBy(sql`b.eta asc nulls first`)
+              .orderBy('b.id'),
+          ).as('batches'),
+          waitingQty(eb, 'backordered').as('backordered'),
+          waitingQty(eb, 'held').as('held'),
+        ])
+        .where('p.sku', '=', sku)
+        .executeTakeFirst(),
+    )
     if (!row || row.batches.length === 0) {
       this.#entries.delete(sku)
       return undefined

@@ -9,6 +9,7 @@ import type {
   ReadViews,
   StoredEvent,
 } from '../../service-layer/ports.ts'
+import { coalesce } from '../../service-layer/coalesce.ts'
 import type { Database } from './database.ts'
 import { toStoredEvent } from './outbox.ts'
 import { ProductViews, waitingQty } from './product-view.ts'
@@ -16,7 +17,24 @@ import type { Schema } from './schema.ts'
 
 export class PgViews implements ReadViews {
   readonly #database: Database
-  readonly #products = new ProductViews()
+  readonly #products = new ProductViews((query) => this.#read(query))
+  /**
+   * The lines of the orders asked for at the same moment, read in one statement: a request joins the
+   * next statement sent after it arrived, so it sees every write committed before it.
+   */
+  readonly #orders = coalesce<null, string, LineView[]>(
+    async (_, orderids) => {
+      const rows = await this.#read((db) =>
+        this.#lines(db)
+          .where('a.orderid', '=', sql<string>`any(${orderids}::text[])`)
+          .orderBy('a.id')
+          .execute(),
+      )
+      const byOrder = Map.groupBy(rows, (row) => row.orderid)
+      return orderids.map((orderid) => (byOrder.get(orderid) ?? []).map(toLineView))
+    },
+    { maxGroup: 200 },
+  )
 
   constructor(database: Database) {
     this.#database = database
@@ -35,9 +53,8 @@ export class PgViews implements ReadViews {
     )
   }
 
-  async order(orderid: string): Promise<LineView[]> {
-    const rows = await this.#read((db) => this.#lines(db).where('a.orderid', '=', orderid).orderBy('a.id').execute())
-    return rows.map(toLineView)
+  order(orderid: string): Promise<LineView[]> {
+    return this.#orders(null, orderid)
   }
 
   async lines(sku: string, { status, limit }: LinesQuery): Promise<LineView[] | undefined> {
@@ -73,9 +90,9 @@ export class PgViews implements ReadViews {
     return row && toBatchView(row)
   }
 
-  /** Answered from memory while the product is unchanged (one primary-key read checks it). */
+  /** Answered from memory while the product is unchanged (a primary-key read checks it). */
   product(sku: string): Promise<ProductView | undefined> {
-    return this.#read((db) => this.#products.read(db, sku))
+    return this.#products.read(sku)
   }
 
   async products(): Promise<ProductSummary[]> {
