@@ -1,4 +1,5 @@
 import { type ExpressionBuilder, sql } from 'kysely'
+import { coalesce } from '../../service-layer/coalesce.ts'
 import type {
   AllocationView,
   BatchView,
@@ -9,7 +10,6 @@ import type {
   ReadViews,
   StoredEvent,
 } from '../../service-layer/ports.ts'
-import { coalesce } from '../../service-layer/coalesce.ts'
 import type { Database } from './database.ts'
 import { toStoredEvent } from './outbox.ts'
 import { ProductViews, waitingQty } from './product-view.ts'
@@ -25,10 +25,7 @@ export class PgViews implements ReadViews {
   readonly #orders = coalesce<null, string, LineView[]>(
     async (_, orderids) => {
       const rows = await this.#read((db) =>
-        this.#lines(db)
-          .where('a.orderid', '=', sql<string>`any(${orderids}::text[])`)
-          .orderBy('a.id')
-          .execute(),
+        this.#lines(db).where('a.orderid', '=', sql<string>`any(${orderids}::text[])`).orderBy('a.id').execute(),
       )
       const byOrder = Map.groupBy(rows, (row) => row.orderid)
       return orderids.map((orderid) => (byOrder.get(orderid) ?? []).map(toLineView))
