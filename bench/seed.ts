@@ -60,7 +60,10 @@ export async function seedHistory(databaseUrl: string, linesBySku: ReadonlyMap<s
       [skus, counts],
     )
     await client.query('COMMIT')
-    await client.query('ANALYZE')
+    // A database that gathered its history over time has had it vacuumed and analysed as it came.
+    // Without this the run also measures the autovacuum that 200,000 rows written at once set off, rather
+    // than only what history costs each allocation.
+    await client.query('VACUUM (ANALYZE) allocations, outbox, batches, products')
     return { lines: inserted.rowCount ?? 0, seconds: (performance.now() - started) / 1000 }
   } catch (error) {
     await client.query('ROLLBACK')

@@ -38,11 +38,19 @@ export interface Database {
 }
 
 /**
+ * Every statement is prepared and keeps its shape whatever its parameters (arrays rather than lists,
+ * literals where a partial index must apply), so one plan per connection serves it. Left to choose, the
+ * server planned the save afresh on every call (its plan for one line looks cheaper than one for any
+ * number): 605 to 725 µs of the server's CPU per save, against 285 to 305 µs planned once.
+ */
+const PLAN_CACHE_MODE = 'force_generic_plan'
+
+/**
  * PGlite's buffer cache (128 MB by default) is memory the process keeps once touched; 16 MB holds the
  * hot rows of a few thousand skus, and a page it misses is read from the data directory (through the
  * operating system's cache) instead.
  */
-const PGLITE_CONF = ['shared_buffers=16MB']
+const PGLITE_CONF = ['shared_buffers=16MB', `plan_cache_mode=${PLAN_CACHE_MODE}`]
 
 export type PoolStats = Readonly<{ total: number; idle: number; waiting: number; max: number }>
 
@@ -63,6 +71,7 @@ export function openDatabase(settings: DatabaseSettings): Database {
       // A server that stops answering without closing the connection is noticed by the client too.
       ...(statementTimeout > 0 && { statement_timeout: statementTimeout, query_timeout: statementTimeout + 1000 }),
       keepAlive: true,
+      options: `-c plan_cache_mode=${PLAN_CACHE_MODE}`,
       types: {
         getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
           oid === INT8
