@@ -39,9 +39,11 @@ export interface Database {
 
 /**
  * Every statement is prepared and keeps its shape whatever its parameters (arrays rather than lists,
- * literals where a partial index must apply), so one plan per connection serves it. Left to choose, the
- * server planned the save afresh on every call (its plan for one line looks cheaper than one for any
- * number): 605 to 725 µs of the server's CPU per save, against 285 to 305 µs planned once.
+ * literals where a partial index must apply), so one plan per connection serves it. Left to choose, once
+ * the allocations table holds history the server plans the save afresh on every call (a plan for one
+ * line looks cheaper than one for any number): allocating with history ran at 0.57x and 0.77x of a fresh
+ * database, and at 0.99x and 1.02x planned once (`BENCH_ONLY=history npm run bench`). Measured alone, a
+ * save planned each time took 605 to 725 µs of the server's CPU, and 285 to 305 µs planned once.
  */
 const PLAN_CACHE_MODE = 'force_generic_plan'
 
