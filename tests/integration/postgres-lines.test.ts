@@ -113,6 +113,26 @@ describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
     expect(test.statements.some((s) => s.includes(`"status" = 'backordered' and "qty" <= $`))).toBe(true)
   })
 
+  it('reads no queue when stock comes back to a sku on which no line waits', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [sku, ref, orderid] = [randomSku(), randomBatchref(), randomOrderid()]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 5, eta: null })
+    await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 2 })
+    test.statements.length = 0
+    await service.bus.handle({ type: 'Deallocate', orderid, sku })
+    expect((await service.views.batch(ref))?.allocated).toBe(0)
+    expect(test.statements.some((s) => s.includes(`"status" = 'backordered' and "qty" <= $`))).toBe(false)
+
+    // Once a line waits, the same change reads the queue and fills it.
+    const waiting = randomOrderid('w')
+    await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 5 })
+    await service.bus.handle({ type: 'Allocate', orderid: waiting, sku, qty: 3, backorder: true })
+    test.statements.length = 0
+    await service.bus.handle({ type: 'Deallocate', orderid, sku })
+    expect(test.statements.some((s) => s.includes(`"status" = 'backordered' and "qty" <= $`))).toBe(true)
+    expect((await service.views.order(waiting))[0]).toMatchObject({ status: 'allocated', batchref: ref })
+  })
+
   it('releases each expired hold once when two relays sweep at the same moment, and fills a waiting line', async (ctx) => {
     if (!test) return ctx.skip()
     const [sku, ref] = [randomSku(), randomBatchref()]

@@ -83,6 +83,15 @@ export class PgProductStore implements ProductStore {
             .where('a.orderid', '=', sql<string>`any(${[...orderids, ...newLines]}::text[])`)
             .orderBy('a.id'),
         ).as('lines'),
+        // Read with the product, so that a change which frees stock reads the queue only if lines wait.
+        eb
+          .exists(
+            eb
+              .selectFrom('allocations as w')
+              .whereRef('w.sku', '=', 'p.sku')
+              .where('w.status', '=', sql.lit('backordered')),
+          )
+          .as('waiting'),
       ])
       .where('p.sku', '=', sku)
       .executeTakeFirst()
@@ -90,7 +99,9 @@ export class PgProductStore implements ProductStore {
     const covering = excessOf ? await latestCovering(db, sku, excessOf.ref, excessOf.qty) : []
     const lines = [...(row.lines as LineRow[]), ...covering].sort((a, b) => a.id - b.id).map((a) => toLineState(sku, a))
     this.#cache.set(sku, { versionNumber: row.version_number, batches: row.batches })
-    return this.#product(sku, row.version_number, row.batches, lines, [])
+    const product = this.#product(sku, row.version_number, row.batches, lines, [])
+    this.#markWaiting(product, Boolean(row.waiting))
+    return product
   }
 
   /**
@@ -129,10 +140,14 @@ export class PgProductStore implements ProductStore {
     const bySku = Map.groupBy(batches, (b) => b.sku)
     return products.map(({ sku, version_number, waiting }) => {
       const product = this.#product(sku, version_number, bySku.get(sku) ?? [], [], [])
-      const snapshot = this.#snapshots.get(product)
-      if (snapshot) this.#snapshots.set(product, { ...snapshot, waiting: Boolean(waiting) })
+      this.#markWaiting(product, Boolean(waiting))
       return product
     })
+  }
+
+  #markWaiting(product: Product, waiting: boolean): void {
+    const snapshot = this.#snapshots.get(product)
+    if (snapshot) this.#snapshots.set(product, { ...snapshot, waiting })
   }
 
   async loadWaiting(product: Product, { after, maxQty, limit }: WaitingPage): Promise<number | null> {
