@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Kysely, PGliteDialect, sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pgliteThread } from '../../src/adapters/postgres/pglite-thread.ts'
@@ -70,5 +72,14 @@ describe('PGlite in a worker thread', () => {
     db = open()
     const { rows } = await sql<{ sku: string }>`select sku from stock order by sku`.execute(db)
     expect(rows.map((r) => r.sku)).toEqual(['LAMP', 'SOFA'])
+  })
+
+  it('says why when it cannot create the database', async () => {
+    const file = join(dir.dir, 'a-file')
+    await writeFile(file, '')
+    const pglite = pgliteThread({ dataDir: join(file, 'db'), postgresqlConf: [], initialMemoryBytes: null })
+    await expect(pglite.query('select 1', [])).rejects.toThrow(
+      /^Creating the embedded database in .* failed \(exit 1\): ./,
+    )
   })
 })

@@ -97,11 +97,7 @@ async function handle(request: PgliteRequest): Promise<PgliteResponse> {
 }
 
 let queue: Promise<unknown> = pglite.waitReady.then(
-  async () => {
-    if (options.initOnly) await pglite.close()
-    port.postMessage({ ready: true })
-    if (options.initOnly) port.close()
-  },
+  () => port.postMessage({ ready: true }),
   (error: unknown) => port.postMessage({ failed: describeError(error) }),
 )
 port.on('message', (request: PgliteRequest) => {
