@@ -23,6 +23,8 @@ export type RunName =
   | Exclude<WorkloadName, 'pgbench' | 'reads' | 'backlog' | 'import'>
   | 'reads-product'
   | 'reads-order'
+  | 'reads-product-wrk'
+  | 'reads-order-wrk'
 
 export type Settings = Readonly<{
   stamp: string
