@@ -60,4 +60,13 @@ describe.each(modes)('cost of an allocation against history (%s)', (mode: Mode) 
     expect(freshWarm).toHaveLength(1)
     expect(freshWarm[0]).toMatch(/^\s*with version as/)
   })
+
+  it('plans each prepared statement once on every connection, whatever the statistics of history', async (ctx) => {
+    if (!test) return ctx.skip()
+    const { db } = test.database
+    const modes = await Promise.all(
+      Array.from({ length: 4 }, () => sql<{ plan_cache_mode: string }>`show plan_cache_mode`.execute(db)),
+    )
+    expect(modes.map((r) => r.rows[0]?.plan_cache_mode)).toEqual(Array(4).fill('force_generic_plan'))
+  })
 })
