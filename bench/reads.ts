@@ -18,26 +18,22 @@ export async function reads(
   orderids: readonly string[],
 ): Promise<RunRecord[]> {
   const spec = { url: service.url, connections: 10, durationS: settings.durationS }
-  const product = await measure('reads-product', 10, skus, {
-    load: () => read({ ...spec, keys: skus }, (sku) => `/products/${encodeURIComponent(sku)}`),
-  })
-  const order = await measure('reads-order', 10, skus, {
-    load: () => read({ ...spec, keys: orderids }, (orderid) => `/orders/${encodeURIComponent(orderid)}`),
-    details: { orders: orderids.length },
-  })
+  const productPath = (sku: string) => `/products/${encodeURIComponent(sku)}`
+  const orderPath = (orderid: string) => `/orders/${encodeURIComponent(orderid)}`
+  const both = async (load: typeof read, suffix: '' | '-wrk') => [
+    await measure(`reads-product${suffix}`, 10, skus, { load: () => load({ ...spec, keys: skus }, productPath) }),
+    await measure(`reads-order${suffix}`, 10, skus, {
+      load: () => load({ ...spec, keys: orderids }, orderPath),
+      details: { orders: orderids.length },
+    }),
+  ]
+  const runs = await both(read, '')
   if (!(await hasWrk())) {
     progress('wrk is not on the PATH: reads measured with autocannon only (apt-get install wrk)')
-    return [product, order]
+    return runs
   }
   // Again with wrk, whose client costs the shared cores a fraction of autocannon's: the targets take these.
-  const productWrk = await measure('reads-product-wrk', 10, skus, {
-    load: () => wrkRead({ ...spec, paths: skus.map((sku) => `/products/${encodeURIComponent(sku)}`) }),
-  })
-  const orderWrk = await measure('reads-order-wrk', 10, skus, {
-    load: () => wrkRead({ ...spec, paths: orderids.map((orderid) => `/orders/${encodeURIComponent(orderid)}`) }),
-    details: { orders: orderids.length },
-  })
-  return [product, order, productWrk, orderWrk]
+  return [...runs, ...(await both(wrkRead, '-wrk'))]
 }
 
 /**

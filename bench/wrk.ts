@@ -32,17 +32,18 @@ export async function hasWrk(binary = 'wrk'): Promise<boolean> {
 }
 
 /**
- * GET requests over `paths` with wrk, a load generator in C (as pgbench's client is), on 2 threads:
+ * As `read` (load.ts), with wrk, a load generator in C (as pgbench's client is), on 2 threads:
  * it leaves the two cores to the service and PostgreSQL where autocannon, in Node, took up to half a core.
  */
 export async function wrkRead(
-  spec: Readonly<{ url: string; connections: number; durationS: number; paths: readonly string[] }>,
+  spec: Readonly<{ url: string; connections: number; durationS: number; keys: readonly string[] }>,
+  pathOf: (key: string) => string,
 ): Promise<LoadResult> {
   const dir = await mkdtemp(join(tmpdir(), 'allocation-bench-wrk-'))
   try {
     const [script, paths] = [join(dir, 'read.lua'), join(dir, 'paths.txt')]
     await writeFile(script, SCRIPT)
-    await writeFile(paths, `${spec.paths.join('\n')}\n`)
+    await writeFile(paths, `${spec.keys.map(pathOf).join('\n')}\n`)
     const { stdout } = await run(
       'wrk',
       ['-t2', `-c${spec.connections}`, `-d${spec.durationS}s`, '--latency', '-s', script, spec.url],

@@ -1,4 +1,5 @@
 import { PGlite } from '@electric-sql/pglite'
+import { pgliteSettings } from './pglite-settings.ts'
 import type { PgliteWorkerOptions } from './pglite-thread.ts'
 
 /**
@@ -7,10 +8,6 @@ import type { PgliteWorkerOptions } from './pglite-thread.ts'
  * This module is a process's entry point: its side effects are the process's life.
  */
 const options = JSON.parse(process.argv[2] ?? '{}') as PgliteWorkerOptions
-const pglite = new PGlite({
-  dataDir: options.dataDir,
-  ...(options.postgresqlConf.length > 0 && { postgresqlconf: [...options.postgresqlConf] }),
-  ...(options.initialMemoryBytes !== null && { initialMemory: options.initialMemoryBytes }),
-})
+const pglite = new PGlite(pgliteSettings(options))
 await pglite.waitReady
 await pglite.close()

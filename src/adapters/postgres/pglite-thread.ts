@@ -169,7 +169,7 @@ export function pgliteThread(options: PgliteWorkerOptions): KyselyPglite {
 }
 
 async function initialise(options: PgliteWorkerOptions): Promise<void> {
-  const child = spawn(process.execPath, ['--liftoff-only', fileURLToPath(INIT), JSON.stringify(options)], {
+  const child = spawn(process.execPath, [...LIFTOFF_ONLY.split(' '), fileURLToPath(INIT), JSON.stringify(options)], {
     stdio: ['ignore', 'ignore', 'pipe'],
   })
   let stderr = ''

@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { PGlite, parse, protocol, types } from '@electric-sql/pglite'
+import { pgliteSettings } from './pglite-settings.ts'
 import type { PgliteRequest, PgliteResponse, PgliteWorkerOptions } from './pglite-thread.ts'
 
 /**
@@ -12,12 +13,7 @@ const port = parentPort
 if (!port) throw new Error('pglite-worker.ts runs as a worker thread')
 
 const asText = (value: string) => value
-const pglite = new PGlite({
-  dataDir: options.dataDir,
-  parsers: { [types.INT8]: Number, [types.DATE]: asText },
-  ...(options.postgresqlConf.length > 0 && { postgresqlconf: [...options.postgresqlConf] }),
-  ...(options.initialMemoryBytes !== null && { initialMemory: options.initialMemoryBytes }),
-})
+const pglite = new PGlite({ ...pgliteSettings(options), parsers: { [types.INT8]: Number, [types.DATE]: asText } })
 
 /** Statements with parameters, parsed and planned once: their name and their parameters' types. */
 const prepared = new Map<string, Readonly<{ name: string; types: number[] }>>()
