@@ -2,6 +2,7 @@ import { type ExpressionBuilder, sql } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import { coalesce } from '../../service-layer/coalesce.ts'
 import type { BatchView, ProductView } from '../../service-layer/ports.ts'
+import { compiledOnce } from './compiled-once.ts'
 import type { Executor } from './repository.ts'
 import type { Schema } from './schema.ts'
 
@@ -30,13 +31,7 @@ export class ProductViews {
     this.#capacity = capacity
     const stamps = coalesce<null, string, Stamp | undefined>(
       async (_, skus) => {
-        const rows = await read((db) =>
-          db
-            .selectFrom('products')
-            .select(['sku', 'version_number as version', sql<string>`xmin::text`.as('xmin')])
-            .where('sku', '=', sql<string>`any(${skus}::text[])`)
-            .execute(),
-        )
+        const rows = await read((db) => stampsOf(db, skus))
         const bySku = new Map(rows.map((r) => [r.sku, r]))
         return skus.map((sku) => bySku.get(sku))
       },
@@ -51,26 +46,7 @@ export class ProductViews {
       const stamp = await this.#stamp(sku)
       if (stamp?.version === cached.stamp.version && stamp.xmin === cached.stamp.xmin) return cached.view
     }
-    const row = await this.#read((db) =>
-      db
-        .selectFrom('products as p')
-        .select((eb) => [
-          'p.version_number as version',
-          sql<string>`p.xmin::text`.as('xmin'),
-          jsonArrayFrom(
-            eb
-              .selectFrom('batches as b')
-              .select(['b.ref', 'b.eta', 'b.purchased', 'b.allocated'])
-              .whereRef('b.sku', '=', 'p.sku')
-              .orderBy(sql`b.eta asc nulls first`)
-              .orderBy('b.id'),
-          ).as('batches'),
-          waitingQty(eb, 'backordered').as('backordered'),
-          waitingQty(eb, 'held').as('held'),
-        ])
-        .where('p.sku', '=', sku)
-        .executeTakeFirst(),
-    )
+    const [row] = await this.#read((db) => viewOf(db, sku))
     if (!row || row.batches.length === 0) {
       this.#entries.delete(sku)
       return undefined
@@ -101,6 +77,33 @@ export class ProductViews {
     }
   }
 }
+
+const stampsOf = compiledOnce(1, (db, skus: string[]) =>
+  db
+    .selectFrom('products')
+    .select(['sku', 'version_number as version', sql<string>`xmin::text`.as('xmin')])
+    .where('sku', '=', sql<string>`any(${skus}::text[])`),
+)
+
+const viewOf = compiledOnce(1, (db, sku: string) =>
+  db
+    .selectFrom('products as p')
+    .select((eb) => [
+      'p.version_number as version',
+      sql<string>`p.xmin::text`.as('xmin'),
+      jsonArrayFrom(
+        eb
+          .selectFrom('batches as b')
+          .select(['b.ref', 'b.eta', 'b.purchased', 'b.allocated'])
+          .whereRef('b.sku', '=', 'p.sku')
+          .orderBy(sql`b.eta asc nulls first`)
+          .orderBy('b.id'),
+      ).as('batches'),
+      waitingQty(eb, 'backordered').as('backordered'),
+      waitingQty(eb, 'held').as('held'),
+    ])
+    .where('p.sku', '=', sku),
+)
 
 /** The qty of a sku's lines in `status`, summed over its partial index (never the allocated history). */
 export function waitingQty(

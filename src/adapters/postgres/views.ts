@@ -10,6 +10,7 @@ import type {
   ReadViews,
   StoredEvent,
 } from '../../service-layer/ports.ts'
+import { compiledOnce } from './compiled-once.ts'
 import type { Database } from './database.ts'
 import { toStoredEvent } from './outbox.ts'
 import { ProductViews, waitingQty } from './product-view.ts'
@@ -24,9 +25,7 @@ export class PgViews implements ReadViews {
    */
   readonly #orders = coalesce<null, string, LineView[]>(
     async (_, orderids) => {
-      const rows = await this.#read((db) =>
-        this.#lines(db).where('a.orderid', '=', sql<string>`any(${orderids}::text[])`).orderBy('a.id').execute(),
-      )
+      const rows = await this.#read((db) => linesOfOrders(db, orderids))
       const byOrder = Map.groupBy(rows, (row) => row.orderid)
       return orderids.map((orderid) => (byOrder.get(orderid) ?? []).map(toLineView))
     },
@@ -60,26 +59,11 @@ export class PgViews implements ReadViews {
     )
     if (!known) return undefined
     const rows = await this.#read((db) => {
-      const query = this.#lines(db).where('a.sku', '=', sku)
+      const query = lines(db).where('a.sku', '=', sku)
       // A literal, not a parameter: the state's partial index then serves prepared statements too.
       return (status ? query.where('a.status', '=', sql.lit(status)) : query).orderBy('a.id').limit(limit).execute()
     })
     return rows.map(toLineView)
-  }
-
-  #lines(db: Database['db']) {
-    return db
-      .selectFrom('allocations as a')
-      .leftJoin('batches as b', 'b.id', 'a.batch_id')
-      .select([
-        'a.orderid',
-        'a.sku',
-        'a.qty',
-        'a.status',
-        'b.ref as batchref',
-        'b.eta',
-        sql<string | null>`to_char(a.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`.as('expiresAt'),
-      ])
   }
 
   async batch(ref: string): Promise<BatchView | undefined> {
@@ -160,6 +144,25 @@ export class PgViews implements ReadViews {
     }
   }
 }
+
+function lines(db: Database['db']) {
+  return db
+    .selectFrom('allocations as a')
+    .leftJoin('batches as b', 'b.id', 'a.batch_id')
+    .select([
+      'a.orderid',
+      'a.sku',
+      'a.qty',
+      'a.status',
+      'b.ref as batchref',
+      'b.eta',
+      sql<string | null>`to_char(a.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`.as('expiresAt'),
+    ])
+}
+
+const linesOfOrders = compiledOnce(1, (db, orderids: string[]) =>
+  lines(db).where('a.orderid', '=', sql<string>`any(${orderids}::text[])`).orderBy('a.id'),
+)
 
 function toLineView(
   row: Omit<LineView, 'batchref' | 'eta'> & { batchref: string | null; eta: string | null },
