@@ -1,34 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
-import {
-  type Client,
-  client,
-  eventsOfSku,
-  type RunningService,
-  type Storage,
-  startService,
-  storageModes,
-} from './support.ts'
+import { eventsOfSku, runningOn, storageModes } from './support.ts'
 
 describe.each(await storageModes())('order lines over HTTP on $name', (mode) => {
-  let storage: Storage
-  let service: RunningService
-  let api: Client
-
-  beforeAll(async () => {
-    storage = await mode.prepare()
-    service = await startService(storage.env)
-    api = client(service.url)
-  })
-
-  afterAll(async () => {
-    const code = await service?.stop()
-    await storage?.drop()
-    expect(code, service?.output()).toBe(0)
-  })
+  const api = runningOn(mode)
 
   const addBatch = async (ref: string, sku: string, qty: number, eta: string | null) => {
-    const answer = await api.post('/batches', { ref, sku, qty, eta })
+    const answer = await api().post('/batches', { ref, sku, qty, eta })
     expect(answer.status, JSON.stringify(answer.body)).toBe(201)
   }
 
@@ -37,23 +15,23 @@ describe.each(await storageModes())('order lines over HTTP on $name', (mode) => 
     await addBatch(randomBatchref(), sku, 2, null)
     const line = { orderid, sku, qty: 5 }
     const waiting = { ...line, status: 'backordered', batchref: null, eta: null, expiresAt: null }
-    const answer = await api.post('/allocations', { ...line, backorder: true })
+    const answer = await api().post('/allocations', { ...line, backorder: true })
     expect(answer.status).toBe(202)
     expect(answer.body).toEqual(waiting)
-    expect((await api.post('/allocations', line)).body).toEqual(waiting)
-    expect((await api.get(`/allocations/${orderid}`)).status).toBe(404)
-    expect((await api.get(`/products/${sku}`)).body.totals).toMatchObject({ backordered: 5, held: 0 })
+    expect((await api().post('/allocations', line)).body).toEqual(waiting)
+    expect((await api().get(`/allocations/${orderid}`)).status).toBe(404)
+    expect((await api().get(`/products/${sku}`)).body.totals).toMatchObject({ backordered: 5, held: 0 })
 
     const ref = randomBatchref()
     await addBatch(ref, sku, 10, '2027-01-05')
-    const order = await api.get(`/orders/${orderid}`)
+    const order = await api().get(`/orders/${orderid}`)
     expect(order.status).toBe(200)
     expect(order.body).toEqual({
       orderid,
       lines: [{ ...line, status: 'allocated', batchref: ref, eta: '2027-01-05', expiresAt: null }],
     })
-    expect((await api.get(`/allocations/${orderid}`)).body).toEqual([{ sku, batchref: ref }])
-    expect((await api.get(`/products/${sku}`)).body.totals).toMatchObject({ backordered: 0, allocated: 5 })
+    expect((await api().get(`/allocations/${orderid}`)).body).toEqual([{ sku, batchref: ref }])
+    expect((await api().get(`/products/${sku}`)).body.totals).toMatchObject({ backordered: 0, allocated: 5 })
   })
 
   it('holds a line (201), confirms it, and answers 409 line_conflict for another qty', async () => {
@@ -61,23 +39,23 @@ describe.each(await storageModes())('order lines over HTTP on $name', (mode) => 
     await addBatch(ref, sku, 10, null)
     const line = { orderid, sku, qty: 3 }
     const before = Date.now()
-    const held = await api.post('/allocations', { ...line, holdSeconds: 600 })
+    const held = await api().post('/allocations', { ...line, holdSeconds: 600 })
     expect(held.status).toBe(201)
     expect(held.body).toMatchObject({ ...line, status: 'held', batchref: ref, eta: null })
     const expiresAt = Date.parse(held.body.expiresAt)
     expect(expiresAt).toBeGreaterThanOrEqual(before + 600_000 - 1000)
     expect(held.body.expiresAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
-    expect((await api.get(`/products/${sku}`)).body.totals).toMatchObject({ allocated: 3, held: 3 })
-    expect((await api.get(`/allocations/${orderid}`)).status).toBe(404)
+    expect((await api().get(`/products/${sku}`)).body.totals).toMatchObject({ allocated: 3, held: 3 })
+    expect((await api().get(`/allocations/${orderid}`)).status).toBe(404)
 
-    const conflict = await api.post('/allocations', { ...line, qty: 4 })
+    const conflict = await api().post('/allocations', { ...line, qty: 4 })
     expect(conflict.status).toBe(409)
     expect(conflict.body).toEqual({ message: expect.stringContaining(orderid), code: 'line_conflict' })
 
-    const confirmed = await api.post('/allocations', line)
+    const confirmed = await api().post('/allocations', line)
     expect(confirmed.status).toBe(201)
     expect(confirmed.body).toEqual({ ...line, status: 'allocated', batchref: ref, eta: null, expiresAt: null })
-    expect((await api.get(`/allocations/${orderid}`)).body).toEqual([{ sku, batchref: ref }])
+    expect((await api().get(`/allocations/${orderid}`)).body).toEqual([{ sku, batchref: ref }])
   })
 
   it('refuses a hold with a backorder, a hold out of range and a backorder that is not a boolean, writing nothing', async () => {
@@ -90,13 +68,13 @@ describe.each(await storageModes())('order lines over HTTP on $name', (mode) => 
       { holdSeconds: 1.5 },
       { backorder: 'yes' },
     ]) {
-      const answer = await api.post('/allocations', { orderid, sku, qty: 1, ...extra })
+      const answer = await api().post('/allocations', { orderid, sku, qty: 1, ...extra })
       expect(answer.status, JSON.stringify(extra)).toBe(400)
       expect(answer.body.code).toBe('validation_failed')
       expect(answer.body.message).toMatch(/holdSeconds|backorder|hold/)
     }
-    expect((await api.get(`/orders/${orderid}`)).status).toBe(404)
-    expect((await api.get(`/batches/${ref}`)).body.allocated).toBe(0)
+    expect((await api().get(`/orders/${orderid}`)).status).toBe(404)
+    expect((await api().get(`/batches/${ref}`)).body.allocated).toBe(0)
   })
 
   it('shows an order with its lines in every state, in the order they were made, and 404 without any', async () => {
@@ -106,11 +84,11 @@ describe.each(await storageModes())('order lines over HTTP on $name', (mode) => 
     await addBatch(chairBatch, chairs, 5, null)
     await addBatch(tableBatch, tables, 5, '2027-03-01')
     await addBatch(randomBatchref(), lamps, 1, null)
-    await api.post('/allocations', { orderid, sku: chairs, qty: 2 })
-    const held = await api.post('/allocations', { orderid, sku: tables, qty: 1, holdSeconds: 300 })
-    await api.post('/allocations', { orderid, sku: lamps, qty: 4, backorder: true })
+    await api().post('/allocations', { orderid, sku: chairs, qty: 2 })
+    const held = await api().post('/allocations', { orderid, sku: tables, qty: 1, holdSeconds: 300 })
+    await api().post('/allocations', { orderid, sku: lamps, qty: 4, backorder: true })
 
-    const order = await api.get(`/orders/${orderid}`)
+    const order = await api().get(`/orders/${orderid}`)
     expect(order.body).toEqual({
       orderid,
       lines: [
@@ -127,36 +105,36 @@ describe.each(await storageModes())('order lines over HTTP on $name', (mode) => 
         { orderid, sku: lamps, qty: 4, status: 'backordered', batchref: null, eta: null, expiresAt: null },
       ],
     })
-    expect((await api.get(`/allocations/${orderid}`)).body).toEqual([{ sku: chairs, batchref: chairBatch }])
+    expect((await api().get(`/allocations/${orderid}`)).body).toEqual([{ sku: chairs, batchref: chairBatch }])
 
     for (const sku of [chairs, tables, lamps]) {
-      expect((await api.delete(`/allocations/${orderid}/${sku}`)).status).toBe(204)
-      expect((await api.delete(`/allocations/${orderid}/${sku}`)).status).toBe(404)
+      expect((await api().delete(`/allocations/${orderid}/${sku}`)).status).toBe(204)
+      expect((await api().delete(`/allocations/${orderid}/${sku}`)).status).toBe(404)
     }
-    const gone = await api.get(`/orders/${orderid}`)
+    const gone = await api().get(`/orders/${orderid}`)
     expect(gone.status).toBe(404)
     expect(gone.body).toEqual({ message: `Order ${orderid} has no lines`, code: 'unknown_order' })
-    expect((await api.get(`/batches/${chairBatch}`)).body.allocated).toBe(0)
-    expect((await api.get(`/batches/${tableBatch}`)).body.allocated).toBe(0)
+    expect((await api().get(`/batches/${chairBatch}`)).body.allocated).toBe(0)
+    expect((await api().get(`/batches/${tableBatch}`)).body.allocated).toBe(0)
   })
 
   it('releases a hold that expires and gives its stock to a waiting line', async () => {
     const [sku, ref] = [randomSku(), randomBatchref()]
     const [buyer, waiting] = [randomOrderid('buyer'), randomOrderid('waiting')]
     await addBatch(ref, sku, 4, null)
-    expect((await api.post('/allocations', { orderid: buyer, sku, qty: 4, holdSeconds: 1 })).status).toBe(201)
-    expect((await api.post('/allocations', { orderid: waiting, sku, qty: 3, backorder: true })).status).toBe(202)
+    expect((await api().post('/allocations', { orderid: buyer, sku, qty: 4, holdSeconds: 1 })).status).toBe(201)
+    expect((await api().post('/allocations', { orderid: waiting, sku, qty: 3, backorder: true })).status).toBe(202)
     await vi.waitFor(
       async () => {
-        const order = await api.get(`/orders/${waiting}`)
+        const order = await api().get(`/orders/${waiting}`)
         expect(order.body.lines[0]).toMatchObject({ status: 'allocated', batchref: ref })
       },
       { timeout: 20_000, interval: 200 },
     )
-    expect((await api.get(`/orders/${buyer}`)).status).toBe(404)
+    expect((await api().get(`/orders/${buyer}`)).status).toBe(404)
     // Events show once every older transaction on the server has ended: poll, as a follower does.
     await vi.waitFor(async () => {
-      const events = await eventsOfSku(api, sku)
+      const events = await eventsOfSku(api(), sku)
       expect(events.filter((e) => e.type === 'HoldReleased')).toEqual([
         { id: expect.any(Number), type: 'HoldReleased', orderid: buyer, sku, qty: 4, batchref: ref, reason: 'expired' },
       ])
@@ -164,7 +142,7 @@ describe.each(await storageModes())('order lines over HTTP on $name', (mode) => 
   })
 
   it('documents the new routes and fields in the OpenAPI document', async () => {
-    const doc = (await api.get('/openapi.json')).body
+    const doc = (await api().get('/openapi.json')).body
     expect(doc.paths['/orders/{orderid}'].get).toBeDefined()
     const body = doc.paths['/allocations'].post.requestBody.content['application/json'].schema
     expect(Object.keys(body.properties)).toEqual(['orderid', 'sku', 'qty', 'backorder', 'holdSeconds'])

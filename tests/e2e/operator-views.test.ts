@@ -1,26 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
-import { type Client, client, type RunningService, type Storage, startService, storageModes } from './support.ts'
+import { runningOn, storageModes } from './support.ts'
 
 describe.each(await storageModes())('what an operator reads before acting, on $name', (mode) => {
-  let storage: Storage
-  let service: RunningService
-  let api: Client
-
-  beforeAll(async () => {
-    storage = await mode.prepare()
-    service = await startService(storage.env)
-    api = client(service.url)
-  })
-
-  afterAll(async () => {
-    const code = await service?.stop()
-    await storage?.drop()
-    expect(code, service?.output()).toBe(0)
-  })
+  const api = runningOn(mode)
 
   const post = async (path: string, body: object, status: number) => {
-    const answer = await api.post(path, body)
+    const answer = await api().post(path, body)
     expect(answer.status, JSON.stringify(answer.body)).toBe(status)
   }
 
@@ -32,7 +18,7 @@ describe.each(await storageModes())('what an operator reads before acting, on $n
     await post('/allocations', { orderid: b, sku, qty: 9, backorder: true }, 202)
     await post('/allocations', { orderid: c, sku, qty: 2, holdSeconds: 600 }, 201)
 
-    const all = await api.get(`/products/${sku}/lines`)
+    const all = await api().get(`/products/${sku}/lines`)
     expect(all.status).toBe(200)
     expect(all.body.sku).toBe(sku)
     expect(all.body.lines.map((l: { orderid: string; status: string }) => [l.orderid, l.status])).toEqual([
@@ -49,21 +35,21 @@ describe.each(await storageModes())('what an operator reads before acting, on $n
       eta: '2027-03-01',
       expiresAt: null,
     })
-    const waiting = await api.get(`/products/${sku}/lines?status=backordered`)
+    const waiting = await api().get(`/products/${sku}/lines?status=backordered`)
     expect(waiting.body.lines).toEqual([
       { orderid: b, sku, qty: 9, status: 'backordered', batchref: null, eta: null, expiresAt: null },
     ])
     expect(
-      (await api.get(`/products/${sku}/lines?limit=1`)).body.lines.map((l: { orderid: string }) => l.orderid),
+      (await api().get(`/products/${sku}/lines?limit=1`)).body.lines.map((l: { orderid: string }) => l.orderid),
     ).toEqual([a])
   })
 
   it('answers 404 for the lines of an unknown sku and 400 with a sentence for a bad status or limit', async () => {
-    const unknown = await api.get(`/products/${randomSku()}/lines`)
+    const unknown = await api().get(`/products/${randomSku()}/lines`)
     expect(unknown.status).toBe(404)
     expect(unknown.body.code).toBe('unknown_product')
     for (const query of ['status=shipped', 'limit=0', 'limit=x']) {
-      const answer = await api.get(`/products/${randomSku()}/lines?${query}`)
+      const answer = await api().get(`/products/${randomSku()}/lines?${query}`)
       expect(answer.status).toBe(400)
       expect(answer.body.message).toMatch(/status|limit/)
     }
@@ -78,7 +64,7 @@ describe.each(await storageModes())('what an operator reads before acting, on $n
     await post('/allocations', { orderid: c, sku, qty: 3, holdSeconds: 600 }, 201)
     await post('/batches', { ref: other, sku, qty: 3, eta: '2027-05-01' }, 201)
 
-    const preview = await api.get(`/batches/${shrinking}/moves?qty=4`)
+    const preview = await api().get(`/batches/${shrinking}/moves?qty=4`)
     expect(preview.status).toBe(200)
     // The two newest leave; placed oldest first, the allocated one takes the other batch and the hold,
     // with nowhere left to go, is released.
@@ -90,20 +76,20 @@ describe.each(await storageModes())('what an operator reads before acting, on $n
         { orderid: b, sku, qty: 3, status: 'allocated', batchref: other },
       ],
     })
-    expect((await api.get(`/batches/${shrinking}`)).body).toMatchObject({ purchased: 10, allocated: 10 })
-    expect((await api.get(`/batches/${shrinking}/moves?qty=10`)).body.moved).toEqual([])
+    expect((await api().get(`/batches/${shrinking}`)).body).toMatchObject({ purchased: 10, allocated: 10 })
+    expect((await api().get(`/batches/${shrinking}/moves?qty=10`)).body.moved).toEqual([])
 
-    const changed = await api.patch(`/batches/${shrinking}`, { qty: 4 })
+    const changed = await api().patch(`/batches/${shrinking}`, { qty: 4 })
     expect(changed.status).toBe(200)
-    expect((await api.get(`/orders/${b}`)).body.lines[0]).toMatchObject({ status: 'allocated', batchref: other })
-    expect((await api.get(`/orders/${c}`)).status).toBe(404)
+    expect((await api().get(`/orders/${b}`)).body.lines[0]).toMatchObject({ status: 'allocated', batchref: other })
+    expect((await api().get(`/orders/${c}`)).status).toBe(404)
   })
 
   it('answers 404 unknown_batch for the moves of an unknown batch and 400 without a qty', async () => {
-    const unknown = await api.get(`/batches/${randomBatchref()}/moves?qty=1`)
+    const unknown = await api().get(`/batches/${randomBatchref()}/moves?qty=1`)
     expect(unknown.status).toBe(404)
     expect(unknown.body.code).toBe('unknown_batch')
-    const missing = await api.get(`/batches/${randomBatchref()}/moves`)
+    const missing = await api().get(`/batches/${randomBatchref()}/moves`)
     expect(missing.status).toBe(400)
     expect(missing.body.message).toMatch(/qty/)
   })

@@ -1,34 +1,7 @@
 import fc from 'fast-check'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
-import {
-  type Client,
-  client,
-  pgliteMode,
-  type RunningService,
-  type Storage,
-  type StorageMode,
-  startService,
-  storageModes,
-} from './support.ts'
-
-/** The running service with its own database in `mode`; `api()` reaches it once started. */
-function runningOn(mode: StorageMode): () => Client {
-  let storage: Storage
-  let service: RunningService
-  let api: Client
-  beforeAll(async () => {
-    storage = await mode.prepare()
-    service = await startService(storage.env)
-    api = client(service.url)
-  })
-  afterAll(async () => {
-    const code = await service?.stop()
-    await storage?.drop()
-    expect(code, service?.output()).toBe(0)
-  })
-  return () => api
-}
+import { pgliteMode, runningOn, storageModes } from './support.ts'
 
 describe.each(await storageModes())('promise dates on $name', (mode) => {
   const api = runningOn(mode)

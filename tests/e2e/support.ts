@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, expect } from 'vitest'
 import { createDatabase, createDataDir, postgresAvailable } from '../support/servers.ts'
 import { listeningAddress } from '../support/service-process.ts'
 
@@ -144,4 +145,25 @@ export async function eventsOfSku(api: Client, sku: string): Promise<Array<Recor
     if (page.events.length === 0) return found
     after = page.next
   }
+}
+
+/**
+ * Starts the service on a database of its own in `mode` before the file's tests, and stops it after
+ * them, expecting a clean exit; `api()` reaches it once started.
+ */
+export function runningOn(mode: StorageMode): () => Client {
+  let storage: Storage
+  let service: RunningService
+  let api: Client
+  beforeAll(async () => {
+    storage = await mode.prepare()
+    service = await startService(storage.env)
+    api = client(service.url)
+  })
+  afterAll(async () => {
+    const code = await service?.stop()
+    await storage?.drop()
+    expect(code, service?.output()).toBe(0)
+  })
+  return () => api
 }

@@ -1,31 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Service } from '../../src/bootstrap.ts'
+import { describe, expect, it } from 'vitest'
 import { MalformedMessage, parseBatchQuantityMessage, parseCommand } from '../../src/entrypoints/command-schemas.ts'
-import { type App, buildApp } from '../../src/entrypoints/http/app.ts'
-import { openTestDatabase, serviceOn, type TestDatabase } from './support.ts'
+import { appOnPglite } from './support.ts'
 
 const CONTROL_CHARACTERS = ['\u0000', '\u0001', '\t', '\n', '\r', '\u001b', '\u001f', '\u007f']
 const hostile = (c: string) => `id${c}x`
 const path = (id: string) => encodeURIComponent(id)
 
 describe('an id with a control character', () => {
-  let test: TestDatabase | null
-  let service: Service
-  let app: App
-
-  beforeAll(async () => {
-    test = await openTestDatabase('pglite')
-    service = serviceOn(test?.database as NonNullable<TestDatabase>['database'])
-    app = buildApp(service)
-  })
-  afterAll(async () => {
-    await app?.close()
-    await service?.close()
-    await test?.drop()
-  })
+  const app = appOnPglite()
 
   const expectRefused = async (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: object) => {
-    const answer = await app.inject({ method, url, ...(payload && { payload }) })
+    const answer = await app().inject({ method, url, ...(payload && { payload }) })
     expect([method, url, answer.statusCode]).toEqual([method, url, 400])
     expect(answer.json()).toMatchObject({
       code: 'validation_failed',
@@ -67,13 +52,13 @@ describe('an id with a control character', () => {
 
   it('leaves every other character alone', async () => {
     const id = `café "'; drop table batches; -- ../ 🛋️ \u0080\u00a0`
-    const created = await app.inject({
+    const created = await app().inject({
       method: 'POST',
       url: '/batches',
       payload: { ref: id, sku: id, qty: 3, eta: null },
     })
     expect(created.statusCode).toBe(201)
-    const read = await app.inject({ method: 'GET', url: `/batches/${path(id)}` })
+    const read = await app().inject({ method: 'GET', url: `/batches/${path(id)}` })
     expect(read.json()).toMatchObject({ ref: id, sku: id })
   })
 })

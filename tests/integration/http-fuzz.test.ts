@@ -1,8 +1,6 @@
 import fc from 'fast-check'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Service } from '../../src/bootstrap.ts'
-import { type App, buildApp } from '../../src/entrypoints/http/app.ts'
-import { openTestDatabase, serviceOn, type TestDatabase } from './support.ts'
+import { describe, expect, it } from 'vitest'
+import { appOnPglite } from './support.ts'
 
 /*
  * Malformed and odd-but-valid requests against the real HTTP app on PGlite. The same run, longer, by hand:
@@ -141,20 +139,7 @@ const request = fc.record({
 })
 
 describe('the HTTP API under random input', () => {
-  let test: TestDatabase | null
-  let service: Service
-  let app: App
-
-  beforeAll(async () => {
-    test = await openTestDatabase('pglite')
-    service = serviceOn(test?.database as NonNullable<TestDatabase>['database'])
-    app = buildApp(service)
-  })
-  afterAll(async () => {
-    await app?.close()
-    await service?.close()
-    await test?.drop()
-  })
+  const app = appOnPglite()
 
   it('never answers 5xx to malformed or odd requests, and still serves afterwards', async () => {
     const fivehundreds: string[] = []
@@ -163,7 +148,7 @@ describe('the HTTP API under random input', () => {
         const headers: Record<string, string> = {}
         if (payload) headers['content-type'] = payload.type
         if (requestId !== undefined && /^[\t\x20-\x7e]*$/.test(requestId)) headers['x-request-id'] = requestId
-        const answer = await app.inject({
+        const answer = await app().inject({
           method: method as 'GET',
           url,
           headers,
@@ -175,29 +160,29 @@ describe('the HTTP API under random input', () => {
       { seed: SEED, numRuns: RUNS, interruptAfterTimeLimit: TIME_LIMIT_MS, markInterruptAsFailure: false },
     )
     expect(fivehundreds).toEqual([])
-    expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200)
-    expect((await app.inject({ method: 'GET', url: '/ready' })).statusCode).toBe(200)
+    expect((await app().inject({ method: 'GET', url: '/health' })).statusCode).toBe(200)
+    expect((await app().inject({ method: 'GET', url: '/ready' })).statusCode).toBe(200)
   })
 
   it('stores odd-but-valid ids and reads them back unchanged', async () => {
     await fc.assert(
       fc.asyncProperty(oddId, oddId, oddId, async (ref, sku, orderid) => {
-        const batch = await app.inject({ method: 'POST', url: '/batches', payload: { ref, sku, qty: 5, eta: null } })
+        const batch = await app().inject({ method: 'POST', url: '/batches', payload: { ref, sku, qty: 5, eta: null } })
         // A ref already taken by another batch is a conflict, never a change of its ids.
         if (batch.statusCode === 409) return
         expect(batch.statusCode).toBeOneOf([200, 201])
-        const read = await app.inject({ method: 'GET', url: `/batches/${inPath(ref)}` })
+        const read = await app().inject({ method: 'GET', url: `/batches/${inPath(ref)}` })
         expect(read.json()).toMatchObject({ ref, sku })
-        const line = await app.inject({ method: 'POST', url: '/allocations', payload: { orderid, sku, qty: 1 } })
+        const line = await app().inject({ method: 'POST', url: '/allocations', payload: { orderid, sku, qty: 1 } })
         if (line.statusCode === 409) return
         expect(line.statusCode).toBe(201)
         expect(line.json()).toMatchObject({ orderid, sku })
-        const order = await app.inject({ method: 'GET', url: `/orders/${inPath(orderid)}` })
+        const order = await app().inject({ method: 'GET', url: `/orders/${inPath(orderid)}` })
         expect(order.json().orderid).toBe(orderid)
         expect(order.json().lines).toContainEqual(
           expect.objectContaining({ orderid, sku, batchref: expect.any(String) }),
         )
-        const product = await app.inject({ method: 'GET', url: `/products/${inPath(sku)}` })
+        const product = await app().inject({ method: 'GET', url: `/products/${inPath(sku)}` })
         expect(product.json().sku).toBe(sku)
       }),
       {
