@@ -15,7 +15,8 @@ class Placeholder {
  * A query whose shape never varies, built and compiled to SQL once instead of on every run: for a read
  * answered from an index, Kysely's building and compiling cost the service more than the database's
  * answer. `build` gets stand-ins for the arguments and may only place them where values go; each run
- * puts the arguments in their place.
+ * puts the arguments in their place. It is compiled by the first database it runs on: both storage
+ * modes compile PostgreSQL alike, and no Kysely plugin is in use to rewrite it per database.
  */
 export function compiledOnce<A extends unknown[], R>(
   arity: A['length'],

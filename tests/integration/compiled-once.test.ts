@@ -1,0 +1,41 @@
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { compiledOnce } from '../../src/adapters/postgres/compiled-once.ts'
+import { openTestDatabase, type TestDatabase } from './support.ts'
+
+describe('a query compiled once', () => {
+  let test: TestDatabase | null
+  beforeAll(async () => {
+    test = await openTestDatabase('pglite')
+  })
+  afterAll(async () => test?.drop())
+
+  // Arguments used out of order and twice, beside a value of the query's own.
+  const pick = compiledOnce(2, (db, skus: string[], min: number) =>
+    db
+      .selectFrom('products')
+      .select('sku')
+      .where('version_number', '>=', min)
+      .where('version_number', '<', sql<number>`${min}::int + ${10}::int`)
+      .where('sku', '=', sql<string>`any(${skus}::text[])`)
+      .orderBy('sku'),
+  )
+
+  it('runs one unchanging statement with the arguments of each call, in their places', async () => {
+    if (!test) throw new Error('PGlite did not open')
+    const { database, statements } = test
+    await database.db
+      .insertInto('products')
+      .values([
+        { sku: 'ONCE-A', version_number: 1 },
+        { sku: 'ONCE-B', version_number: 5 },
+        { sku: 'ONCE-C', version_number: 20 },
+      ])
+      .execute()
+    expect(await pick(database.db, ['ONCE-A', 'ONCE-B', 'ONCE-C'], 0)).toEqual([{ sku: 'ONCE-A' }, { sku: 'ONCE-B' }])
+    statements.length = 0
+    expect(await pick(database.db, ['ONCE-B', 'ONCE-C'], 11)).toEqual([{ sku: 'ONCE-C' }])
+    expect(await pick(database.db, ['ONCE-A'], 2)).toEqual([])
+    expect(new Set(statements).size).toBe(1)
+  })
+})
