@@ -40,11 +40,13 @@ export class DurableNodeFS extends NodeFS {
       }
     }
     const instantiateWasm: Instantiate = (imports, done) => {
-      // The same imports serve both names: `fdatasync` (the WAL at commit) and WASI's `fd_sync` (`fsync`).
-      for (const module of [imports.env, imports.wasi_snapshot_preview1]) {
-        if (module?.__syscall_fdatasync) module.__syscall_fdatasync = (fd: number) => -flush(fd)
-        if (module?.fd_sync) module.fd_sync = flush
+      // `fdatasync` flushes the WAL at commit; WASI's `fd_sync` is `fsync`, for the tables at checkpoint.
+      const { env, wasi_snapshot_preview1: wasi } = imports
+      if (!env?.__syscall_fdatasync || !wasi?.fd_sync) {
+        throw new Error('This PGlite has no flush to replace; commits would not reach the disk')
       }
+      env.__syscall_fdatasync = (fd: number) => -flush(fd)
+      wasi.fd_sync = flush
       return instantiate(imports, done)
     }
     return { emscriptenOpts: { ...emscriptenOpts, instantiateWasm } as EmscriptenOptions }
