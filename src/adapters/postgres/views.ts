@@ -145,10 +145,24 @@ export class PgViews implements ReadViews {
   }
 }
 
+/**
+ * Lines with their batch's ref and eta. The batch is read by its key for each line (`offset 0` keeps
+ * PostgreSQL from turning the lateral read into a plain join): a plan made once per connection,
+ * before statistics exist, would otherwise hash all the batches on every run for a handful of lines.
+ */
 function lines(db: Database['db']) {
   return db
     .selectFrom('allocations as a')
-    .leftJoin('batches as b', 'b.id', 'a.batch_id')
+    .leftJoinLateral(
+      (eb) =>
+        eb
+          .selectFrom('batches')
+          .select(['batches.ref', 'batches.eta'])
+          .whereRef('batches.id', '=', 'a.batch_id')
+          .offset(sql.lit(0))
+          .as('b'),
+      (join) => join.onTrue(),
+    )
     .select([
       'a.orderid',
       'a.sku',
