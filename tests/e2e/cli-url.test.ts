@@ -5,15 +5,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomSku } from '../support/random-refs.ts'
-import {
-  client,
-  pgliteMode,
-  type RunningService,
-  type Storage,
-  type StorageMode,
-  startService,
-  storageModes,
-} from './support.ts'
+import { client, pgliteMode, type StorageMode, serviceRunningOn, storageModes } from './support.ts'
 
 const run = promisify(execFile)
 
@@ -33,20 +25,13 @@ async function cli(dir: string, env: Record<string, string>, ...args: string[]) 
 
 /** The command line working through a running service's HTTP API: the server is never stopped to import. */
 describe.each(await storageModes())('the command line with --url ($name)', (mode: StorageMode) => {
-  let storage: Storage
-  let service: RunningService
+  const running = serviceRunningOn(mode)
   let dir: string
 
   beforeAll(async () => {
-    storage = await mode.prepare()
-    service = await startService(storage.env)
     dir = await mkdtemp(join(tmpdir(), 'allocation-cli-url-'))
   })
-  afterAll(async () => {
-    expect(await service?.stop(), service?.output()).toBe(0)
-    await storage?.drop()
-    await rm(dir, { recursive: true, force: true })
-  })
+  afterAll(async () => rm(dir, { recursive: true, force: true }))
 
   const command = (env: Record<string, string>, ...args: string[]) => cli(dir, env, ...args)
 
@@ -59,20 +44,20 @@ describe.each(await storageModes())('the command line with --url ($name)', (mode
     const file = join(dir, 'batches.csv')
     await writeFile(file, `ref,sku,qty,eta\n${rows.join('\n')}\n`)
 
-    const first = await command({}, '--url', service.url, 'import-batches', file)
+    const first = await command({}, '--url', running().url, 'import-batches', file)
     expect(first.stderr).toBe('')
     expect(first).toMatchObject({ code: 0 })
     expect(first.stdout).toMatch(/^2500 batches added, 0 already there \(2500 rows in [\d.]+ s, \d+ rows\/s\)\n$/)
-    const stock = await client(service.url).get(`/products/${sku}`)
+    const stock = await client(running().url).get(`/products/${sku}`)
     expect(stock.body.batches).toHaveLength(2500)
     expect(stock.body.totals.purchased).toBe(rows.reduce((n, row) => n + Number(row.split(',')[2]), 0))
 
-    const events = (await client(service.url).get('/events?after=0&limit=1')).body.next
-    const again = await command({ ALLOCATION_URL: service.url }, 'import-batches', file)
+    const events = (await client(running().url).get('/events?after=0&limit=1')).body.next
+    const again = await command({ ALLOCATION_URL: running().url }, 'import-batches', file)
     expect(again).toMatchObject({ code: 0 })
     expect(again.stdout).toMatch(/^0 batches added, 2500 already there /)
-    expect((await client(service.url).get(`/products/${sku}`)).body.totals).toEqual(stock.body.totals)
-    expect((await client(service.url).get('/events?after=0&limit=1')).body.next).toBe(events)
+    expect((await client(running().url).get(`/products/${sku}`)).body.totals).toEqual(stock.body.totals)
+    expect((await client(running().url).get('/events?after=0&limit=1')).body.next).toBe(events)
   })
 
   it('reports a bad row by line and column, and writes nothing of its chunk', async () => {
@@ -83,7 +68,7 @@ describe.each(await storageModes())('the command line with --url ($name)', (mode
     const file = join(dir, 'bad.csv')
     await writeFile(file, `ref,sku,qty,eta\n${rows.join('\n')}\n`)
 
-    const answer = await command({ ALLOCATION_URL: service.url }, 'import-batches', file)
+    const answer = await command({ ALLOCATION_URL: running().url }, 'import-batches', file)
     expect(answer.code).toBe(1)
     expect(answer.stderr).toContain(
       'Line 1202, column 4 (eta): must be a real calendar date written YYYY-MM-DD, not "2027-02-30"\n',
@@ -91,18 +76,18 @@ describe.each(await storageModes())('the command line with --url ($name)', (mode
     expect(answer.stderr).toContain('Line 1302, column 2 (sku): must not contain control characters')
     // The first chunk (rows 1 to 1000) is written; the second, with the bad rows, is not.
     expect(answer.stdout).toMatch(/^1000 batches added, 0 already there, 500 not written \(chunks with 2 bad rows\)/)
-    expect((await client(service.url).get(`/products/${good}`)).body.batches).toHaveLength(1000)
+    expect((await client(running().url).get(`/products/${good}`)).body.batches).toHaveLength(1000)
 
     // A row that conflicts with a stored batch is found by the service; the answer names its place.
     const conflicting = join(dir, 'conflicting.csv')
     await writeFile(conflicting, `ref,sku,qty,eta\n${good}-new,${good},5,\n${good}-b0,${good},6,\n`)
-    const refused = await command({ ALLOCATION_URL: service.url }, 'import-batches', conflicting)
+    const refused = await command({ ALLOCATION_URL: running().url }, 'import-batches', conflicting)
     expect(refused.code).toBe(1)
     expect(refused.stderr).toContain(
       `Line 3, column 1 (ref): Batch ${good}-b0 already exists with another sku, qty or eta`,
     )
     expect(refused.stdout).toMatch(/^0 batches added, 0 already there, 2 not written \(chunks with 1 bad rows\)/)
-    expect((await client(service.url).get(`/batches/${good}-new`)).status).toBe(404)
+    expect((await client(running().url).get(`/batches/${good}-new`)).status).toBe(404)
   })
 })
 
@@ -110,26 +95,19 @@ const SECRET = 'cli-test-secret-0123456789'
 
 // The other commands do not depend on the storage: one mode is enough. This service asks for a key.
 describe('the command line with --url and API_KEY, beyond imports', () => {
-  let storage: Storage
-  let service: RunningService
+  const running = serviceRunningOn(pgliteMode, { API_KEYS: `clerk:write:${SECRET}` })
   let dir: string
 
   beforeAll(async () => {
-    storage = await pgliteMode.prepare()
-    service = await startService({ ...storage.env, API_KEYS: `clerk:write:${SECRET}` })
     dir = await mkdtemp(join(tmpdir(), 'allocation-cli-url-'))
   })
-  afterAll(async () => {
-    expect(await service?.stop(), service?.output()).toBe(0)
-    await storage?.drop()
-    await rm(dir, { recursive: true, force: true })
-  })
+  afterAll(async () => rm(dir, { recursive: true, force: true }))
 
   const command = (env: Record<string, string>, ...args: string[]) => cli(dir, env, ...args)
 
   it('adds, allocates, shows and changes stock through the API, with exit codes as without --url', async () => {
     const sku = randomSku('desk')
-    const env = { ALLOCATION_URL: service.url, API_KEY: SECRET }
+    const env = { ALLOCATION_URL: running().url, API_KEY: SECRET }
     expect(await command(env, 'add-batch', `${sku}-b1`, sku, '5')).toMatchObject({
       code: 0,
       stdout: `Added batch ${sku}-b1\n`,
@@ -153,10 +131,10 @@ describe('the command line with --url and API_KEY, beyond imports', () => {
   })
 
   it('says so when the key is missing or wrong', async () => {
-    const answer = await command({ ALLOCATION_URL: service.url, API_KEY: 'not-the-secret-at-all' }, 'stock', 'x')
+    const answer = await command({ ALLOCATION_URL: running().url, API_KEY: 'not-the-secret-at-all' }, 'stock', 'x')
     expect(answer.code).toBe(1)
     expect(answer.stderr).not.toBe('')
-    expect((await command({ ALLOCATION_URL: service.url }, 'stock', 'x')).code).toBe(1)
+    expect((await command({ ALLOCATION_URL: running().url }, 'stock', 'x')).code).toBe(1)
   })
 
   it('says in one line when the service cannot be reached', async () => {

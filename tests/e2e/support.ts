@@ -148,22 +148,30 @@ export async function eventsOfSku(api: Client, sku: string): Promise<Array<Recor
 }
 
 /**
- * Starts the service on a database of its own in `mode` before the file's tests, and stops it after
- * them, expecting a clean exit; `api()` reaches it once started.
+ * Starts the service (with `env` added) on a database of its own in `mode` before the file's tests, and
+ * stops it after them, expecting a clean exit; `service()` is it once started.
  */
-export function runningOn(mode: StorageMode): () => Client {
+export function serviceRunningOn(mode: StorageMode, env: Record<string, string> = {}): () => RunningService {
   let storage: Storage
   let service: RunningService
-  let api: Client
   beforeAll(async () => {
     storage = await mode.prepare()
-    service = await startService(storage.env)
-    api = client(service.url)
+    service = await startService({ ...storage.env, ...env })
   })
   afterAll(async () => {
     const code = await service?.stop()
     await storage?.drop()
     expect(code, service?.output()).toBe(0)
   })
-  return () => api
+  return () => service
+}
+
+/** As `serviceRunningOn`; `api()` reaches the service once started. */
+export function runningOn(mode: StorageMode): () => Client {
+  const service = serviceRunningOn(mode)
+  let api: Client | undefined
+  return () => {
+    api ??= client(service().url)
+    return api
+  }
 }
