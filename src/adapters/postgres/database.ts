@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Kysely, PGliteDialect, PostgresDialect } from 'kysely'
+import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
+import { coalesce } from '../../service-layer/coalesce.ts'
 import { pgliteThread } from './pglite-thread.ts'
 import { preparingPool } from './prepared-client.ts'
 import type { Schema } from './schema.ts'
@@ -32,6 +33,12 @@ export interface Database {
    * resolves at once with a server's pool. Returns the function that gives it back.
    */
   acquire(): Promise<() => void>
+  /**
+   * Resolves once every commit made before the call is on disk: call it before acting on a commit or a
+   * read (answering, publishing). A server's commits already are. The embedded database commits without
+   * waiting for the disk, and one flush serves every caller waiting at that moment (group commit).
+   */
+  durable(): Promise<void>
   /** Connections of a server's pool; `null` for the embedded database. */
   poolStats(): PoolStats | null
   close(): Promise<void>
@@ -52,7 +59,20 @@ const PLAN_CACHE_MODE = 'force_generic_plan'
  * hot rows of a few thousand skus, and a page it misses is read from the data directory (through the
  * operating system's cache) instead.
  */
-const PGLITE_CONF = ['shared_buffers=16MB', `plan_cache_mode=${PLAN_CACHE_MODE}`]
+const PGLITE_CONF = [
+  'shared_buffers=16MB',
+  `plan_cache_mode=${PLAN_CACHE_MODE}`,
+  // PGlite has one connection, so commits flushed one by one never share a flush; `durable()` flushes them.
+  'synchronous_commit=off',
+]
+
+/**
+ * Flushes the write-ahead log as far as it is written, when anything is not yet on disk: a message
+ * logged with `flush` (PostgreSQL 17+) makes PostgreSQL flush up to it, and so every commit before it.
+ */
+export const FLUSH_STATEMENT = `select case when pg_current_wal_insert_lsn() > pg_current_wal_flush_lsn()
+  then pg_logical_emit_message(false, 'allocation', '', true) end`
+const FLUSH = sql.raw(FLUSH_STATEMENT)
 
 export type PoolStats = Readonly<{ total: number; idle: number; waiting: number; max: number }>
 
@@ -96,6 +116,7 @@ export function openDatabase(settings: DatabaseSettings): Database {
       mode: 'postgres',
       db,
       acquire: async () => () => {},
+      durable: async () => {},
       poolStats: () => ({
         total: pool.totalCount,
         idle: pool.idleCount,
@@ -110,18 +131,39 @@ export function openDatabase(settings: DatabaseSettings): Database {
   const pglite = pgliteThread({ dataDir: settings.dataDir, postgresqlConf: PGLITE_CONF, initialMemoryBytes: null })
   const db = new Kysely<Schema>({ dialect: new PGliteDialect({ pglite }), ...(log && { log }) })
   const mutex = createMutex()
+  let open = true
+  // A caller joins the next flush that starts after its call, never one already running.
+  const flush = coalesce<null, null, undefined>(
+    async (_, callers) => {
+      const release = await mutex()
+      try {
+        await FLUSH.execute(db)
+      } finally {
+        release()
+      }
+      return callers.map(() => undefined)
+    },
+    { maxGroup: Number.POSITIVE_INFINITY },
+  )
   return {
     mode: 'pglite',
     db,
     acquire: mutex,
+    durable: () => flush(null, null),
     poolStats: () => null,
     async close() {
       const release = await mutex()
       try {
-        await db.destroy()
+        // PostgreSQL's shutdown checkpoint would flush the log too; this does not depend on it.
+        if (open) await FLUSH.execute(db)
       } finally {
-        unlock()
-        release()
+        open = false
+        try {
+          await db.destroy()
+        } finally {
+          unlock()
+          release()
+        }
       }
     },
   }

@@ -52,9 +52,10 @@ export class PgOutbox implements Outbox {
 
   async claimDue(limit: number): Promise<StoredEvent[]> {
     const release = await this.#database.acquire()
+    let rows: Array<{ id: number; payload: unknown }>
     try {
       const { db } = this.#database
-      const rows = await db
+      rows = await db
         .updateTable('outbox')
         .set({
           attempts: sql`attempts + 1`,
@@ -76,9 +77,11 @@ export class PgOutbox implements Outbox {
         )
         .returning(['id', 'payload'])
         .execute()
-      return rows.map(toStoredEvent).sort((a, b) => a.id - b.id)
     } finally {
       release()
     }
+    // Handed on only once the commits that wrote them are on disk.
+    await this.#database.durable()
+    return rows.map(toStoredEvent).sort((a, b) => a.id - b.id)
   }
 }

@@ -106,6 +106,8 @@ class PgUnitOfWork implements UnitOfWork {
     } finally {
       this.#release()
     }
+    // Whatever the unit of work committed, or read of others' commits, is on disk before it is acted on.
+    if (this.#acquired) await this.#database.durable()
   }
 }
 

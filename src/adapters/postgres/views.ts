@@ -135,13 +135,17 @@ export class PgViews implements ReadViews {
     return db.selectFrom('batches').select(['id', 'ref', 'sku', 'eta', 'purchased', 'allocated'])
   }
 
+  /** Runs `query`; its answer is given once every commit it may have read is on disk. */
   async #read<T>(query: (db: Database['db']) => Promise<T>): Promise<T> {
     const release = await this.#database.acquire()
+    let answer: T
     try {
-      return await query(this.#database.db)
+      answer = await query(this.#database.db)
     } finally {
       release()
     }
+    await this.#database.durable()
+    return answer
   }
 }
 
