@@ -2,7 +2,7 @@ import { fdatasyncSync } from 'node:fs'
 import { PGlite } from '@electric-sql/pglite'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Database, openDatabase } from '../../src/adapters/postgres/database.ts'
+import { type Database, FLUSH_STATEMENT, openDatabase } from '../../src/adapters/postgres/database.ts'
 import { DurableNodeFS } from '../../src/adapters/postgres/durable-node-fs.ts'
 import { pgliteSettings } from '../../src/adapters/postgres/pglite-settings.ts'
 import { createDataDir } from '../support/servers.ts'
@@ -50,6 +50,7 @@ describe('the embedded database on disk', () => {
 describe('commits of the embedded database', () => {
   let place: { dir: string; drop: () => Promise<void> }
   let database: Database
+  const flushes: string[] = []
 
   const log = async () => {
     const { rows } = await sql<{ written: string; behind: boolean }>`
@@ -60,7 +61,14 @@ describe('commits of the embedded database', () => {
 
   beforeAll(async () => {
     place = await createDataDir()
-    database = openDatabase({ databaseUrl: null, dataDir: place.dir, poolSize: 1 })
+    database = openDatabase({
+      databaseUrl: null,
+      dataDir: place.dir,
+      poolSize: 1,
+      onQuery: (statement) => {
+        if (statement === FLUSH_STATEMENT) flushes.push(statement)
+      },
+    })
     await sql`CREATE TABLE line (qty int)`.execute(database.db)
     await database.durable()
   })
@@ -81,6 +89,17 @@ describe('commits of the embedded database', () => {
     const { rows } = await sql<{ flushed: boolean }>`
       select pg_current_wal_flush_lsn() >= ${written}::pg_lsn as flushed`.execute(database.db)
     expect(rows).toEqual([{ flushed: true }])
+  })
+
+  it('flushes once for all the callers that asked while the database was taken', async () => {
+    const release = await database.acquire()
+    await sql`INSERT INTO line VALUES (3)`.execute(database.db)
+    const callers = [database.durable(), database.durable(), database.durable()]
+    flushes.length = 0
+    release()
+    await Promise.all(callers)
+    expect(flushes).toHaveLength(1)
+    expect(await log()).toMatchObject({ behind: false })
   })
 
   it('durable() writes nothing when everything is already on disk', async () => {

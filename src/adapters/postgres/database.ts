@@ -2,7 +2,6 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path'
 import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
-import { coalesce } from '../../service-layer/coalesce.ts'
 import { pgliteThread } from './pglite-thread.ts'
 import { preparingPool } from './prepared-client.ts'
 import type { Schema } from './schema.ts'
@@ -132,24 +131,12 @@ export function openDatabase(settings: DatabaseSettings): Database {
   const db = new Kysely<Schema>({ dialect: new PGliteDialect({ pglite }), ...(log && { log }) })
   const mutex = createMutex()
   let open = true
-  // A caller joins the next flush that starts after its call, never one already running.
-  const flush = coalesce<null, null, undefined>(
-    async (_, callers) => {
-      const release = await mutex()
-      try {
-        await FLUSH.execute(db)
-      } finally {
-        release()
-      }
-      return callers.map(() => undefined)
-    },
-    { maxGroup: Number.POSITIVE_INFINITY },
-  )
+  const flush = groupFlush(mutex, () => FLUSH.execute(db))
   return {
     mode: 'pglite',
     db,
     acquire: mutex,
-    durable: () => flush(null, null),
+    durable: flush,
     poolStats: () => null,
     async close() {
       const release = await mutex()
@@ -192,6 +179,38 @@ function isAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
+}
+
+/**
+ * `durable()` for a database taken through `mutex`: a flush covers every caller that asked before it took
+ * the database (their commits came before they asked), so callers who ask while one waits for its turn
+ * share it, and no caller waits for a flush that would find nothing left to do.
+ */
+function groupFlush(mutex: () => Promise<() => void>, flush: () => Promise<unknown>): () => Promise<void> {
+  let waiting: Array<{ resolve: () => void; reject: (error: unknown) => void }> = []
+  let running = false
+  async function run(): Promise<void> {
+    running = true
+    while (waiting.length > 0) {
+      const release = await mutex()
+      const group = waiting
+      waiting = []
+      try {
+        await flush()
+        for (const caller of group) caller.resolve()
+      } catch (error) {
+        for (const caller of group) caller.reject(error)
+      } finally {
+        release()
+      }
+    }
+    running = false
+  }
+  return () =>
+    new Promise<void>((resolve, reject) => {
+      waiting.push({ resolve, reject })
+      if (!running) void run()
+    })
 }
 
 /** First come, first served; resolves with the release function. */
