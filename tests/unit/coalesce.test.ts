@@ -44,6 +44,37 @@ describe('coalesce', () => {
     expect(sizes).toEqual([1, 2, 2])
   })
 
+  it('forms a group only once its turn is granted, and gives the turn back after the work', async () => {
+    const groups: number[][] = []
+    let release: () => void = () => {}
+    const granted = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let turnsHeld = 0
+    const turn = async () => {
+      await granted
+      turnsHeld++
+      return () => {
+        turnsHeld--
+      }
+    }
+    const collect = coalesce<string, number, number>(
+      async (_key, items) => {
+        groups.push(items)
+        expect(turnsHeld).toBe(1)
+        return items
+      },
+      { turn },
+    )
+    const all = Promise.all([collect('k', 1), collect('k', 2)])
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    const late = collect('k', 3)
+    release()
+    await Promise.all([all, late])
+    expect(groups).toEqual([[1, 2, 3]])
+    expect(turnsHeld).toBe(0)
+  })
+
   it('lets a new group wait for company when asked to linger', async () => {
     const groups: number[][] = []
     const collect = coalesce<string, number, number>(

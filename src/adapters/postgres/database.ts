@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path'
 import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
+import { coalesce } from '../../service-layer/coalesce.ts'
 import { pgliteThread } from './pglite-thread.ts'
 import { preparingPool } from './prepared-client.ts'
 import type { Schema } from './schema.ts'
@@ -74,6 +75,17 @@ export const FLUSH_STATEMENT = `select case when pg_current_wal_insert_lsn() > p
   then pg_logical_emit_message(false, 'allocation', '', true) end`
 const FLUSH = sql.raw(FLUSH_STATEMENT)
 
+/**
+ * Runs `work` with the database taken, and resolves once every commit before its end is on disk: its
+ * own, and any of others' it may have read.
+ */
+export async function runDurably<T>(database: Database, work: (db: Kysely<Schema>) => Promise<T>): Promise<T> {
+  const release = await database.acquire()
+  const result = await work(database.db).finally(release)
+  await database.durable()
+  return result
+}
+
 export type PoolStats = Readonly<{ total: number; idle: number; waiting: number; max: number }>
 
 const INT8 = 20
@@ -132,12 +144,20 @@ export function openDatabase(settings: DatabaseSettings): Database {
   const db = new Kysely<Schema>({ dialect: new PGliteDialect({ pglite }), ...(log && { log }) })
   const mutex = createMutex()
   let open = true
-  const flush = groupFlush(mutex, () => FLUSH.execute(db))
+  // A flush covers every caller that asked before it took the database (their commits came first), so
+  // callers who ask while it waits for its turn share it, and none waits for one with nothing left to do.
+  const flush = coalesce<null, null, undefined>(
+    async (_, callers) => {
+      await FLUSH.execute(db)
+      return callers.map(() => undefined)
+    },
+    { maxGroup: Number.POSITIVE_INFINITY, turn: mutex },
+  )
   return {
     mode: 'pglite',
     db,
     acquire: mutex,
-    durable: flush,
+    durable: () => flush(null, null),
     poolStats: () => null,
     async close() {
       const release = await mutex()
@@ -180,38 +200,6 @@ function isAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
-}
-
-/**
- * `durable()` for a database taken through `mutex`: a flush covers every caller that asked before it took
- * the database (their commits came before they asked), so callers who ask while one waits for its turn
- * share it, and no caller waits for a flush that would find nothing left to do.
- */
-function groupFlush(mutex: () => Promise<() => void>, flush: () => Promise<unknown>): () => Promise<void> {
-  let waiting: Array<{ resolve: () => void; reject: (error: unknown) => void }> = []
-  let running = false
-  async function run(): Promise<void> {
-    running = true
-    while (waiting.length > 0) {
-      const release = await mutex()
-      const group = waiting
-      waiting = []
-      try {
-        await flush()
-        for (const caller of group) caller.resolve()
-      } catch (error) {
-        for (const caller of group) caller.reject(error)
-      } finally {
-        release()
-      }
-    }
-    running = false
-  }
-  return () =>
-    new Promise<void>((resolve, reject) => {
-      waiting.push({ resolve, reject })
-      if (!running) void run()
-    })
 }
 
 /** First come, first served; resolves with the release function. */

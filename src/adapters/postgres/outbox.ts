@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import type { DomainEvent } from '../../domain/events.ts'
 import { coalesce } from '../../service-layer/coalesce.ts'
 import type { Outbox, StoredEvent } from '../../service-layer/ports.ts'
-import type { Database } from './database.ts'
+import { type Database, runDurably } from './database.ts'
 
 export function toStoredEvent(row: { id: number; payload: unknown }): StoredEvent {
   return { id: row.id, event: row.payload as DomainEvent }
@@ -50,12 +50,10 @@ export class PgOutbox implements Outbox {
     await Promise.allSettled([...this.#marking])
   }
 
+  /** Claims the events due; resolves once the commits that wrote them are on disk, so none goes out before. */
   async claimDue(limit: number): Promise<StoredEvent[]> {
-    const release = await this.#database.acquire()
-    let rows: Array<{ id: number; payload: unknown }>
-    try {
-      const { db } = this.#database
-      rows = await db
+    const rows = await runDurably(this.#database, (db) =>
+      db
         .updateTable('outbox')
         .set({
           attempts: sql`attempts + 1`,
@@ -76,12 +74,8 @@ export class PgOutbox implements Outbox {
             .skipLocked(),
         )
         .returning(['id', 'payload'])
-        .execute()
-    } finally {
-      release()
-    }
-    // Handed on only once the commits that wrote them are on disk.
-    await this.#database.durable()
+        .execute(),
+    )
     return rows.map(toStoredEvent).sort((a, b) => a.id - b.id)
   }
 }

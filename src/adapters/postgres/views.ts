@@ -11,7 +11,7 @@ import type {
   StoredEvent,
 } from '../../service-layer/ports.ts'
 import { compiledOnce } from './compiled-once.ts'
-import type { Database } from './database.ts'
+import { type Database, runDurably } from './database.ts'
 import { toStoredEvent } from './outbox.ts'
 import { ProductViews, waitingQty } from './product-view.ts'
 import type { Schema } from './schema.ts'
@@ -136,16 +136,8 @@ export class PgViews implements ReadViews {
   }
 
   /** Runs `query`; its answer is given once every commit it may have read is on disk. */
-  async #read<T>(query: (db: Database['db']) => Promise<T>): Promise<T> {
-    const release = await this.#database.acquire()
-    let answer: T
-    try {
-      answer = await query(this.#database.db)
-    } finally {
-      release()
-    }
-    await this.#database.durable()
-    return answer
+  #read<T>(query: (db: Database['db']) => Promise<T>): Promise<T> {
+    return runDurably(this.#database, query)
   }
 }
 
