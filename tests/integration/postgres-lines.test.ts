@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pgUnitOfWork } from '../../src/adapters/postgres/unit-of-work.ts'
+import { linesOfSku } from '../../src/adapters/postgres/views.ts'
 import type { Service } from '../../src/bootstrap.ts'
 import type { Clock } from '../../src/service-layer/ports.ts'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
@@ -211,11 +212,97 @@ describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
         await explain(`execute waiting_page('${sku}', 5, 0, 500)`),
         await explain(`execute due_holds(${clock.time / 1000}, 100)`),
       ]
-      await sql`deallocate all`.execute(connection)
+      // Only these two: the service's own prepared statements on this connection must stay.
+      await sql`deallocate waiting_page`.execute(connection)
+      await sql`deallocate due_holds`.execute(connection)
       await sql`reset all`.execute(connection)
       return found
     })
     expect(plans[0]).toContain('allocations_queue_idx')
     expect(plans[1]).toContain('allocations_held_expiry_idx')
   })
+
+  it("lists a sku's lines across its batches and its queue, reading only about as many rows as it lists", async (ctx) => {
+    if (!test) return ctx.skip()
+    const db = test.database.db
+    const [sku, near, far] = [randomSku(), randomBatchref('near'), randomBatchref('far')]
+    await service.bus.handle({ type: 'CreateBatch', ref: near, sku, qty: 4, eta: null })
+    await service.bus.handle({ type: 'CreateBatch', ref: far, sku, qty: 10, eta: '2027-02-01' })
+    const orderids = Array.from({ length: 6 }, (_, i) => randomOrderid(`l${i}`))
+    const asks = [
+      { qty: 3 },
+      { qty: 3 },
+      { qty: 20, backorder: true },
+      { qty: 1, holdSeconds: 600 },
+      { qty: 2 },
+      { qty: 30, backorder: true },
+    ]
+    for (const [i, orderid] of orderids.entries()) {
+      await service.bus.handle({ type: 'Allocate', orderid, sku, ...(asks[i] ?? { qty: 1 }) })
+    }
+    // Another sku's history, written after these lines: a read by id that filters on sku walks all of it.
+    const other = randomSku()
+    await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku: other, qty: 1_000_000, eta: null })
+    await sql`
+      insert into allocations (orderid, sku, qty, batch_id)
+      select 'past-' || n, ${other}, 1, b.id from generate_series(1, 5000) as n, batches b where b.sku = ${other}`.execute(
+      db,
+    )
+    await sql`analyze allocations`.execute(db)
+
+    const expected = (
+      await db.selectFrom('allocations').select(['orderid', 'status']).where('sku', '=', sku).orderBy('id').execute()
+    ).map((r) => [r.orderid, r.status])
+    const listed = async (status: 'allocated' | null, limit: number) =>
+      ((await service.views.lines(sku, { status, limit })) ?? []).map((l) => [l.orderid, l.status])
+    expect(expected.map(([, status]) => status)).toEqual([
+      'allocated',
+      'allocated',
+      'backordered',
+      'held',
+      'allocated',
+      'backordered',
+    ])
+    expect(await listed(null, 100)).toEqual(expected)
+    expect(await listed(null, 3)).toEqual(expected.slice(0, 3))
+    expect(await listed('allocated', 100)).toEqual(expected.filter(([, status]) => status === 'allocated'))
+    expect((await service.views.lines(sku, { status: null, limit: 100 }))?.[1]).toMatchObject({
+      batchref: far,
+      eta: '2027-02-01',
+    })
+
+    // The plan a prepared statement keeps (generic), run: the rows it reads are this sku's, not the table's.
+    for (const status of [null, 'allocated'] as const) {
+      const { sql: text, parameters } = linesOfSku(db, sku, status, 100).compile()
+      const read = await db.connection().execute(async (connection) => {
+        await sql`set plan_cache_mode = force_generic_plan`.execute(connection)
+        await sql.raw(`prepare sku_lines as ${text}`).execute(connection)
+        const values = parameters.map((p) => (typeof p === 'number' ? String(p) : `'${String(p)}'`)).join(', ')
+        const explained = await sql
+          .raw(`explain (analyze, format json) execute sku_lines(${values})`)
+          .execute(connection)
+        await sql`deallocate sku_lines`.execute(connection)
+        await sql`reset all`.execute(connection)
+        return rowsRead(explained.rows)
+      })
+      expect(read, `status ${status}`).toBeLessThan(100)
+    }
+  })
 })
+
+/** Rows the plan's nodes produced or filtered out, over all their loops: what running it read. */
+function rowsRead(explained: unknown[]): number {
+  type PlanNode = {
+    'Actual Rows'?: number
+    'Actual Loops'?: number
+    'Rows Removed by Filter'?: number
+    Plans?: PlanNode[]
+  }
+  const visit = (node: PlanNode): number =>
+    ((node['Actual Rows'] ?? 0) + (node['Rows Removed by Filter'] ?? 0)) * (node['Actual Loops'] ?? 1) +
+    (node.Plans ?? []).reduce((sum, child) => sum + visit(child), 0)
+  const [row] = explained as Array<Record<string, unknown>>
+  const plan = (Object.values(row ?? {})[0] as Array<{ Plan: PlanNode }>)[0]?.Plan
+  if (!plan) throw new Error(`no plan in ${JSON.stringify(explained)}`)
+  return visit(plan)
+}
