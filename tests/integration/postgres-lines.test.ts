@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { latestCovering } from '../../src/adapters/postgres/repository.ts'
 import { pgUnitOfWork } from '../../src/adapters/postgres/unit-of-work.ts'
 import { linesOfSku } from '../../src/adapters/postgres/views.ts'
 import type { Service } from '../../src/bootstrap.ts'
@@ -287,6 +288,47 @@ describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
       })
       expect(read, `status ${status}`).toBeLessThan(100)
     }
+  })
+
+  it("moves a shrunk batch's newest lines, reading only those, however many lines the batch has carried", async (ctx) => {
+    if (!test) return ctx.skip()
+    const db = test.database.db
+    const [sku, ref, spare] = [randomSku(), randomBatchref('big'), randomBatchref('spare')]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10_000, eta: null })
+    await sql`
+      insert into allocations (orderid, sku, qty, batch_id)
+      select 'past-' || n, ${sku}, 1, b.id from generate_series(1, 5000) as n, batches b where b.ref = ${ref}`.execute(
+      db,
+    )
+    await sql`update batches set allocated = 5000 where ref = ${ref}`.execute(db)
+    await sql`update products set version_number = version_number + 1 where sku = ${sku}`.execute(db)
+    const newest = [randomOrderid('n1'), randomOrderid('n2')]
+    for (const orderid of newest) await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 2 })
+    await service.bus.handle({ type: 'CreateBatch', ref: spare, sku, qty: 10, eta: '2027-03-01' })
+    await sql`analyze allocations`.execute(db)
+
+    // 5,004 allocated; down to 5,001: the newest line (2) is not enough, the one before it (2) covers it.
+    const { deallocated } = await service.bus.handle({ type: 'ChangeBatch', ref, qty: 5001, eta: null })
+    expect(deallocated.map((l) => l.orderid).sort()).toEqual([...newest].sort())
+    for (const orderid of newest) expect((await service.views.order(orderid))[0]?.batchref).toBe(spare)
+    expect((await service.views.batch(ref))?.allocated).toBe(5000)
+
+    const batch = await db
+      .selectFrom('batches')
+      .select(['id', 'ref', 'eta', 'purchased', 'allocated'])
+      .where('ref', '=', ref)
+      .executeTakeFirstOrThrow()
+    const { sql: text, parameters } = latestCovering(db, sku, batch, 3).compile()
+    const read = await db.connection().execute(async (connection) => {
+      await sql`set plan_cache_mode = force_generic_plan`.execute(connection)
+      await sql.raw(`prepare covering as ${text}`).execute(connection)
+      const values = parameters.map((p) => (typeof p === 'number' ? String(p) : `'${String(p)}'`)).join(', ')
+      const explained = await sql.raw(`explain (analyze, format json) execute covering(${values})`).execute(connection)
+      await sql`deallocate covering`.execute(connection)
+      await sql`reset all`.execute(connection)
+      return rowsRead(explained.rows)
+    })
+    expect(read).toBeLessThan(50)
   })
 })
 

@@ -183,6 +183,7 @@ export function linesOfSku(db: Database['db'], sku: string, status: 'allocated' 
         const query = eb
           .selectFrom('allocations as a')
           .select(['a.id', 'a.orderid', 'a.sku', 'a.qty', 'a.status', expiresAt])
+          .whereRef('a.sku', '=', 'b.sku')
           .whereRef('a.batch_id', '>=', 'b.id')
           .whereRef('a.batch_id', '<=', 'b.id')
         return (status ? query.where('a.status', '=', sql.lit(status)) : query)
