@@ -2,6 +2,7 @@ import { EmailNotifications } from './adapters/email-notifications.ts'
 import { LoggedNotifications } from './adapters/logged-notifications.ts'
 import { createLogger } from './adapters/logger.ts'
 import { type Database, openDatabase } from './adapters/postgres/database.ts'
+import { embeddedUpkeep } from './adapters/postgres/embedded-upkeep.ts'
 import { PgExpiredHolds } from './adapters/postgres/expired-holds.ts'
 import { databaseCheck } from './adapters/postgres/health.ts'
 import { migrateToLatest } from './adapters/postgres/migrator.ts'
@@ -40,8 +41,8 @@ export type Service = Readonly<{
   /** What the service counts, and the HTTP layer's timings, for `GET /metrics`. */
   metrics: PrometheusMetrics
   /**
-   * Finishes deliveries that did not finish in line and releases expired holds; `start()` it in the
-   * process that should sweep.
+   * Finishes deliveries that did not finish in line, releases expired holds and, on the embedded
+   * database, vacuums and analyzes its tables; `start()` it in the process that should sweep.
    */
   relay: OutboxRelay
   /** `null` when every storage port was overridden (tests with fakes). */
@@ -107,6 +108,8 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
   const relay = together(
     createOutboxRelay({ bus, outbox, logger }),
     createHoldExpiry({ bus, expiredHolds, clock, logger }),
+    // An embedded database this service opened has no autovacuum but this.
+    ...(database && !overrides.database && database.mode === 'pglite' ? [embeddedUpkeep(database, logger)] : []),
   )
   const views = overrides.views ?? new PgViews(require())
   const feed = createEventFeed({ views, logger, intervalMs: config.eventsPollMs })
