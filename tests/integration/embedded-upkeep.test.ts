@@ -75,4 +75,19 @@ describe('upkeep of the embedded database (what autovacuum does on a server)', (
     }
     expect(await oldest()).toBeLessThanOrEqual(10)
   })
+
+  it('analyzes the outbox without its payloads, which nothing plans on', async () => {
+    if (!test) throw new Error('no database')
+    const { db } = test.database
+    await sql`
+      insert into outbox (sku, type, payload)
+      select 'SKU-' || (g % 10), 'Allocated', jsonb_build_object('orderid', 'o-' || g, 'qty', g % 5)
+      from generate_series(1, 2000) g`.execute(db)
+    await embeddedUpkeep(test.database, quiet).sweep()
+    const { rows } = await sql<{ attname: string }>`
+      select attname from pg_stats where tablename = 'outbox' order by attname`.execute(db)
+    const analyzed = rows.map((r) => r.attname)
+    expect(analyzed).toContain('sku')
+    expect(analyzed).not.toContain('payload')
+  })
 })

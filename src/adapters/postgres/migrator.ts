@@ -4,6 +4,7 @@ import * as initial from './migrations/0001-initial.ts'
 import * as outboxDelivery from './migrations/0002-outbox-delivery.ts'
 import * as lineStates from './migrations/0003-line-states.ts'
 import * as queueOrder from './migrations/0004-queue-order.ts'
+import * as outboxPayloadStatistics from './migrations/0005-outbox-payload-statistics.ts'
 import type { Schema } from './schema.ts'
 
 /** Forward-only, in name order; a new migration is a new file added here. */
@@ -12,6 +13,7 @@ const migrations: Record<string, Migration> = {
   '0002-outbox-delivery': outboxDelivery,
   '0003-line-states': lineStates,
   '0004-queue-order': queueOrder,
+  '0005-outbox-payload-statistics': outboxPayloadStatistics,
 }
 
 export async function migrateToLatest(db: Kysely<Schema>): Promise<string[]> {
