@@ -1,10 +1,10 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createLogger } from '../../src/adapters/logger.ts'
 import { embeddedUpkeep } from '../../src/adapters/postgres/embedded-upkeep.ts'
-import type { Logger } from '../../src/service-layer/ports.ts'
 import { openTestDatabase, type TestDatabase } from './support.ts'
 
-const quiet: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} }
+const quiet = createLogger('silent')
 
 type TableStats = { n_dead_tup: number; vacuums: number; analyzes: number }
 

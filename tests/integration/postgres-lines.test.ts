@@ -1,6 +1,7 @@
-import { sql } from 'kysely'
+import { type Compilable, type Kysely, sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { latestCovering } from '../../src/adapters/postgres/repository.ts'
+import type { Schema } from '../../src/adapters/postgres/schema.ts'
 import { pgUnitOfWork } from '../../src/adapters/postgres/unit-of-work.ts'
 import { linesOfSku } from '../../src/adapters/postgres/views.ts'
 import type { Service } from '../../src/bootstrap.ts'
@@ -274,18 +275,7 @@ describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
 
     // The plan a prepared statement keeps (generic), run: the rows it reads are this sku's, not the table's.
     for (const status of [null, 'allocated'] as const) {
-      const { sql: text, parameters } = linesOfSku(db, sku, status, 100).compile()
-      const read = await db.connection().execute(async (connection) => {
-        await sql`set plan_cache_mode = force_generic_plan`.execute(connection)
-        await sql.raw(`prepare sku_lines as ${text}`).execute(connection)
-        const values = parameters.map((p) => (typeof p === 'number' ? String(p) : `'${String(p)}'`)).join(', ')
-        const explained = await sql
-          .raw(`explain (analyze, format json) execute sku_lines(${values})`)
-          .execute(connection)
-        await sql`deallocate sku_lines`.execute(connection)
-        await sql`reset all`.execute(connection)
-        return rowsRead(explained.rows)
-      })
+      const read = await rowsReadByGenericPlan(db, linesOfSku(db, sku, status, 100))
       expect(read, `status ${status}`).toBeLessThan(100)
     }
   })
@@ -318,19 +308,28 @@ describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
       .select(['id', 'ref', 'eta', 'purchased', 'allocated'])
       .where('ref', '=', ref)
       .executeTakeFirstOrThrow()
-    const { sql: text, parameters } = latestCovering(db, sku, batch, 3).compile()
-    const read = await db.connection().execute(async (connection) => {
-      await sql`set plan_cache_mode = force_generic_plan`.execute(connection)
-      await sql.raw(`prepare covering as ${text}`).execute(connection)
-      const values = parameters.map((p) => (typeof p === 'number' ? String(p) : `'${String(p)}'`)).join(', ')
-      const explained = await sql.raw(`explain (analyze, format json) execute covering(${values})`).execute(connection)
-      await sql`deallocate covering`.execute(connection)
-      await sql`reset all`.execute(connection)
-      return rowsRead(explained.rows)
-    })
+    const read = await rowsReadByGenericPlan(db, latestCovering(db, sku, batch, 3))
     expect(read).toBeLessThan(50)
   })
 })
+
+/**
+ * Runs `query` as a prepared statement on its generic plan (the plan the service's statements keep) and
+ * returns the rows that plan read.
+ */
+async function rowsReadByGenericPlan(db: Kysely<Schema>, query: Compilable): Promise<number> {
+  const { sql: text, parameters } = query.compile()
+  const values = parameters.map((p) => (typeof p === 'number' ? String(p) : `'${String(p)}'`)).join(', ')
+  return db.connection().execute(async (connection) => {
+    await sql`set plan_cache_mode = force_generic_plan`.execute(connection)
+    await sql.raw(`prepare measured as ${text}`).execute(connection)
+    const explained = await sql.raw(`explain (analyze, format json) execute measured(${values})`).execute(connection)
+    // Only this one: the service's own prepared statements on this connection must stay.
+    await sql`deallocate measured`.execute(connection)
+    await sql`reset all`.execute(connection)
+    return rowsRead(explained.rows)
+  })
+}
 
 /** Rows the plan's nodes produced or filtered out, over all their loops: what running it read. */
 function rowsRead(explained: unknown[]): number {

@@ -97,7 +97,7 @@ export class PgProductStore implements ProductStore {
       .executeTakeFirst()
     if (!row) return undefined
     const shrunk = excessOf && row.batches.find((b) => b.ref === excessOf.ref)
-    const excess = shrunk ? shrunk.allocated - (excessOf?.qty ?? 0) : 0
+    const excess = shrunk && excessOf ? shrunk.allocated - excessOf.qty : 0
     const covering = shrunk && excess > 0 ? await latestCovering(db, sku, shrunk, excess).execute() : []
     const lines = [...(row.lines as LineRow[]), ...covering].sort((a, b) => a.id - b.id).map((a) => toLineState(sku, a))
     this.#cache.set(sku, { versionNumber: row.version_number, batches: row.batches })

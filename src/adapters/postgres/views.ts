@@ -221,12 +221,7 @@ export function linesOfSku(db: Database['db'], sku: string, status: 'allocated' 
     .where('a.status', '=', sql.lit('backordered'))
     .orderBy('a.id')
     .limit(limit)
-  const both = status
-    ? db.selectFrom(inBatches.as('l')).selectAll()
-    : db
-        .selectFrom(inBatches.as('l'))
-        .selectAll()
-        .unionAll(db.selectFrom(waiting.as('w')).selectAll())
+  const both = status ? inBatches : inBatches.unionAll(db.selectFrom(waiting.as('w')).selectAll())
   return db
     .selectFrom(both.as('l'))
     .select(['l.orderid', 'l.sku', 'l.qty', 'l.status', 'l.batchref', 'l.eta', 'l.expiresAt'])
