@@ -294,7 +294,7 @@ export function targets(results: BenchResults, r: Ratios): [string, string, bool
     importTarget('url'),
     [
       '7. embedded peak RSS under load < 300 MB',
-      embedded?.peakRssMB ? `${fixed(embedded.peakRssMB)} MB` : 'n/a',
+      embedded?.peakRssMB ? `${fixed(embedded.peakRssMB)} MB over ${fixed(embedded.seconds)} s` : 'n/a',
       embedded?.peakRssMB ? embedded.peakRssMB < 300 : null,
     ],
     ['hot sku >= 0.5x uniform', ratio(r.hotPerUniform), atLeast(r.hotPerUniform, 0.5)],

@@ -72,6 +72,7 @@ async function main(): Promise<number> {
   const settings: Settings = {
     stamp,
     durationS,
+    embeddedDurationS: args.quick ? durationS : Math.max(durationS, 120),
     warmupS: args.quick ? 1 : 5,
     postgresUrl: args.postgres,
     serviceUrl: args.url ?? null,

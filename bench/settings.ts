@@ -29,6 +29,11 @@ export type RunName =
 export type Settings = Readonly<{
   stamp: string
   durationS: number
+  /**
+   * The embedded run's length: at least two minutes (but with `--quick`), long enough for the embedded
+   * database's upkeep to run and for the heaps to reach their size under a sustained load (target 7).
+   */
+  embeddedDurationS: number
   warmupS: number
   /** The server the bench creates its databases on. */
   postgresUrl: string

@@ -74,7 +74,7 @@ export async function serverWorkloads(settings: Settings, record: Recorder, find
   }
 }
 
-/** The uniform workload, 10 connections, on a service started on embedded PGlite. */
+/** The uniform workload, 10 connections, on a service started on embedded PGlite, for `embeddedDurationS`. */
 export async function embeddedWorkload(settings: Settings, record: Recorder): Promise<void> {
   if (!settings.only.has('embedded') || settings.serviceUrl) return
   const dataDir = await mkdtemp(join(tmpdir(), 'allocation-bench-'))
@@ -95,7 +95,7 @@ export async function embeddedWorkload(settings: Settings, record: Recorder): Pr
         return checkPglite(dataDir, orderPrefix, acknowledged)
       },
     })
-    await measure('embedded', 10, skus)
+    await measure('embedded', 10, skus, { durationS: settings.embeddedDurationS })
   } finally {
     await service?.stop()
     await rm(dataDir, { recursive: true, force: true })

@@ -49,6 +49,14 @@ const YOUNG_GENERATION_MB = 8
  * answers/s the bench could tell from noise. `--max-semi-space-size` would do more, on the command line only.
  */
 const MAIN_YOUNG_GENERATION_STAYS = '--semi-space-growth-factor=1'
+/**
+ * V8 lets the old generation grow to a multiple of what the last full collection kept before collecting
+ * again, and raises the multiple while collections look cheap. Under a sustained embedded load the main
+ * thread kept ~35 MB live and then went over 80 s without a full collection: the RSS rose from 255 to
+ * 341 MB before falling back to 262 MB. Grown by at most a fifth, it collects every ~10 s and the RSS
+ * stays at 283 MB over 240 s, at the same answers/s (904 against 839/s).
+ */
+const OLD_GENERATION_GROWS_BY_A_FIFTH = '--heap-growing-percent=20'
 
 /** An error from the database thread, with the fields of PostgreSQL's (`code`, `constraint`...). */
 export class PgliteError extends Error {
@@ -76,7 +84,7 @@ export function pgliteThread(options: PgliteWorkerOptions): KyselyPglite {
     pending.clear()
   }
 
-  setFlagsFromString(`${LIFTOFF_ONLY} ${MAIN_YOUNG_GENERATION_STAYS}`)
+  setFlagsFromString(`${LIFTOFF_ONLY} ${MAIN_YOUNG_GENERATION_STAYS} ${OLD_GENERATION_GROWS_BY_A_FIFTH}`)
   const started = (async () => {
     if (!existsSync(join(options.dataDir, 'PG_VERSION'))) await initialise(options)
     const worker = new Worker(WORKER, {
