@@ -82,8 +82,7 @@ WITH lines AS (
     CROSS JOIN LATERAL generate_series(1, s.n) AS g
   RETURNING orderid, sku, qty, batch_id
 )
-INSERT INTO outbox (sku, type, payload, delivered_at, due_at)
+INSERT INTO outbox (sku, type, payload)
 SELECT l.sku, 'Allocated',
-       jsonb_build_object('type', 'Allocated', 'orderid', l.orderid, 'sku', l.sku, 'qty', l.qty, 'batchref', b.ref),
-       now(), now()
+       jsonb_build_object('type', 'Allocated', 'orderid', l.orderid, 'sku', l.sku, 'qty', l.qty, 'batchref', b.ref)
   FROM lines l JOIN batches b ON b.id = l.batch_id`

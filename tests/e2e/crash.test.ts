@@ -37,7 +37,7 @@ describe('a crash between commit and delivery', () => {
     let unfinished = 0
     for (let attempt = 1; attempt <= 5 && unfinished === 0; attempt++) {
       skus.push(...(await shrinkAndKill(env)))
-      const { rows } = await database.query('select count(*)::int as n from outbox where delivered_at is null')
+      const { rows } = await database.query('select count(*)::int as n from pending_deliveries')
       unfinished = rows[0].n
     }
     // The crash left deliveries unfinished (or unrecorded, which is the same to the outbox).
@@ -63,10 +63,9 @@ describe('a crash between commit and delivery', () => {
           survivors.map((s) => client(s.url)),
         )
         skus.push(...killed)
-        const { rows } = await database.query(
-          'select count(*)::int as n from outbox where delivered_at is null and sku = any($1)',
-          [killed],
-        )
+        const { rows } = await database.query('select count(*)::int as n from pending_deliveries where sku = any($1)', [
+          killed,
+        ])
         unfinished = rows[0].n
       }
       expect(unfinished).toBeGreaterThan(0)
@@ -80,7 +79,7 @@ describe('a crash between commit and delivery', () => {
   async function everythingDelivered(skus: string[]): Promise<void> {
     await vi.waitFor(
       async () => {
-        const { rows } = await database.query('select count(*)::int as n from outbox where delivered_at is null')
+        const { rows } = await database.query('select count(*)::int as n from pending_deliveries')
         expect(rows[0].n).toBe(0)
       },
       { timeout: 30_000, interval: 250 },

@@ -146,10 +146,9 @@ describe.each(modes)('GET /events/stream (%s)', (mode: Mode) => {
     let total = 0
     while (service.feed.size === 2 && total < 40_000) {
       await sql`
-        insert into outbox (sku, type, payload, delivered_at)
+        insert into outbox (sku, type, payload)
         select ${sku}::text, 'BatchQuantityChanged',
-               jsonb_build_object('type', 'BatchQuantityChanged', 'ref', ${ref}::text || i, 'sku', ${sku}::text, 'qty', i),
-               now()
+               jsonb_build_object('type', 'BatchQuantityChanged', 'ref', ${ref}::text || i, 'sku', ${sku}::text, 'qty', i)
         from generate_series(${total + 1}::int, ${total + 2000}::int) as i`.execute(database.db)
       total += 2000
       await vi.waitFor(() => expect(fast.events.length).toBe(total), patiently)

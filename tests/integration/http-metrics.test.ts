@@ -88,15 +88,22 @@ describe.each(modes)('GET /metrics on %s', (mode: Mode) => {
         type: 'OutOfStock',
         payload: JSON.stringify({ type: 'OutOfStock', orderid: 'o', sku: 's', qty: 1 }),
         created_at: sql<Date>`now() - interval '90 seconds'`,
-        due_at: sql<Date>`now() + interval '1 hour'`,
       })
-      .returning('id')
+      .returning(['id', 'sku'])
+      .execute()
+    await db
+      .insertInto('pending_deliveries')
+      .values({ id: row?.id ?? 0, sku: row?.sku ?? '', due_at: sql<Date>`now() + interval '1 hour'` })
       .execute()
     try {
       const { series } = await scrape()
       expect(series.get('allocation_outbox_undelivered')).toBeGreaterThanOrEqual(1)
       expect(series.get('allocation_outbox_oldest_undelivered_seconds')).toBeGreaterThanOrEqual(90)
     } finally {
+      await db
+        .deleteFrom('pending_deliveries')
+        .where('id', '=', row?.id ?? 0)
+        .execute()
       await db
         .deleteFrom('outbox')
         .where('id', '=', row?.id ?? 0)

@@ -52,3 +52,48 @@ describe.each(modes)('migrating to line states (%s)', (mode: Mode) => {
     expect(version.rows[0]?.version_number).toBe(8)
   })
 })
+
+describe.each(modes)('migrating to pending deliveries (%s)', (mode: Mode) => {
+  let database: Database | null = null
+  let drop: () => Promise<void> = async () => {}
+
+  beforeAll(async () => {
+    if (mode === 'postgres' && !(await postgresAvailable())) return
+    const place = mode === 'postgres' ? await createDatabase() : await createDataDir()
+    drop = place.drop
+    database = openDatabase({
+      databaseUrl: 'url' in place ? place.url : null,
+      dataDir: 'dir' in place ? place.dir : '',
+      poolSize: 2,
+      onConnectionError: () => {},
+    })
+  })
+  afterAll(async () => {
+    await database?.close()
+    await drop()
+  })
+
+  it('moves the undelivered events over with their attempts and due times, and leaves the delivered ones', async (ctx) => {
+    if (!database) return ctx.skip()
+    const { db } = database
+    await migrateUpTo(db, '0005-outbox-payload-statistics')
+    const event = (orderid: string, delivered: boolean, attempts: number) =>
+      sql`insert into outbox (sku, type, payload, delivered_at, attempts, due_at) values ('LAMP', 'Allocated',
+        ${JSON.stringify({ type: 'Allocated', orderid, sku: 'LAMP', qty: 1, batchref: 'b1' })}::jsonb,
+        ${delivered ? sql`now()` : sql`null`}, ${attempts}, '2030-01-01T00:00:00Z')`.execute(db)
+    await event('delivered', true, 1)
+    await event('failing', false, 3)
+    await event('new', false, 0)
+
+    expect(await migrateToLatest(db)).toEqual(['0006-pending-deliveries'])
+    const pending = await sql<{ orderid: string; sku: string; attempts: number; due: string }>`
+      select o.payload->>'orderid' as orderid, p.sku, p.attempts, to_char(p.due_at at time zone 'UTC', 'YYYY-MM-DD') as due
+      from pending_deliveries p join outbox o using (id) order by p.id`.execute(db)
+    expect(pending.rows).toEqual([
+      { orderid: 'failing', sku: 'LAMP', attempts: 3, due: '2030-01-01' },
+      { orderid: 'new', sku: 'LAMP', attempts: 0, due: '2030-01-01' },
+    ])
+    const events = await sql<{ n: number }>`select count(*)::int as n from outbox`.execute(db)
+    expect(events.rows[0]?.n).toBe(3)
+  })
+})

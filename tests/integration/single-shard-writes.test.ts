@@ -5,15 +5,18 @@ import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs
 import { type Mode, modes, openTestDatabase, serviceOn, type TestDatabase } from './support.ts'
 
 /** The tables distributed by `sku` on Citus (docs/scaling.md): a write to one of them must name its sku. */
-const SKU_TABLES = ['products', 'batches', 'allocations', 'outbox']
+const SKU_TABLES = ['products', 'batches', 'allocations', 'outbox', 'pending_deliveries']
 
 /**
  * The writes allowed to span skus, each with its reason (docs/scaling.md says what they become on Citus).
  * Matched on the statement's own text, from its verb to its end.
  */
 const MULTI_SKU_WRITES: ReadonlyArray<readonly [RegExp, string]> = [
-  [/^update outbox set attempts = attempts \+ 1, due_at = /, "the relay's sweep leases due events of every sku"],
-  [/^update outbox set delivered_at = now\(\) where id = any\(/, "the relay's delivery marks, coalesced across skus"],
+  [
+    /^update pending_deliveries set attempts = attempts \+ 1, due_at = /,
+    "the relay's sweep leases due events of every sku",
+  ],
+  [/^delete from pending_deliveries where id = any\(/, 'the delivery marks, coalesced across skus'],
 ]
 
 type Write = Readonly<{ verb: 'insert' | 'update' | 'delete'; table: string; text: string }>

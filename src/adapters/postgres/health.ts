@@ -14,12 +14,12 @@ export async function databaseCheck(database: Database): Promise<string> {
 
 export type OutboxBacklog = Readonly<{ undelivered: number; oldestSeconds: number }>
 
-/** Events not yet delivered, and the age of the oldest; reads only the undelivered rows (a partial index). */
+/** Events not yet delivered, and the age of the oldest; reads only the pending deliveries. */
 export async function outboxBacklog(database: Database): Promise<OutboxBacklog> {
   const { rows } = await sql<{ undelivered: number; oldest_seconds: number | null }>`
     select count(*)::int as undelivered,
-           extract(epoch from now() - min(created_at))::float8 as oldest_seconds
-    from outbox where delivered_at is null`.execute(database.db)
+           extract(epoch from now() - (select created_at from outbox where id = min(p.id)))::float8 as oldest_seconds
+    from pending_deliveries p`.execute(database.db)
   const row = rows[0]
   return { undelivered: row?.undelivered ?? 0, oldestSeconds: row?.oldest_seconds ?? 0 }
 }

@@ -5,6 +5,7 @@ import * as outboxDelivery from './migrations/0002-outbox-delivery.ts'
 import * as lineStates from './migrations/0003-line-states.ts'
 import * as queueOrder from './migrations/0004-queue-order.ts'
 import * as outboxPayloadStatistics from './migrations/0005-outbox-payload-statistics.ts'
+import * as pendingDeliveries from './migrations/0006-pending-deliveries.ts'
 import type { Schema } from './schema.ts'
 
 /** Forward-only, in name order; a new migration is a new file added here. */
@@ -14,6 +15,7 @@ const migrations: Record<string, Migration> = {
   '0003-line-states': lineStates,
   '0004-queue-order': queueOrder,
   '0005-outbox-payload-statistics': outboxPayloadStatistics,
+  '0006-pending-deliveries': pendingDeliveries,
 }
 
 export async function migrateToLatest(db: Kysely<Schema>): Promise<string[]> {

@@ -49,11 +49,16 @@ export async function saveNewBatches(changes: readonly NewBatchesOf[], db: Kysel
     order by u.n`.execute(db)
   const events: DomainEvent[] = changes.flatMap(({ product }) => product.events.splice(0))
   const { rows } = await sql<{ id: number | string }>`
-    insert into outbox (sku, type, payload)
-    select u.e->>'sku', u.e->>'type', u.e
-    from jsonb_array_elements(${json(events)}) with ordinality as u(e, n)
-    order by u.n
-    returning id`.execute(db)
+    with events as (
+      insert into outbox (sku, type, payload)
+      select u.e->>'sku', u.e->>'type', u.e
+      from jsonb_array_elements(${json(events)}) with ordinality as u(e, n)
+      order by u.n
+      returning id, sku
+    ), pending as (
+      insert into pending_deliveries (id, sku) select id, sku from events
+    )
+    select id from events`.execute(db)
   const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b)
   return ids.map((id, i) => ({ id, event: events[i] as DomainEvent }))
 }

@@ -11,7 +11,7 @@ export function toStoredEvent(row: { id: number; payload: unknown }): StoredEven
 export class PgOutbox implements Outbox {
   readonly #database: Database
   /**
-   * Marks are written together, a few milliseconds after the first: one statement for all the
+   * Deliveries are marked together, a few milliseconds after the first: one statement deletes the pending
    * deliveries of that moment instead of a commit each. A mark lost in a crash only means the event is
    * delivered again, which its handlers allow.
    */
@@ -20,8 +20,7 @@ export class PgOutbox implements Outbox {
       const release = await this.#database.acquire()
       try {
         await this.#database.db
-          .updateTable('outbox')
-          .set({ delivered_at: sql`now()` })
+          .deleteFrom('pending_deliveries')
           .where('id', '=', sql<number>`any(${ids}::bigint[])`)
           .execute()
         return ids.map(() => undefined)
@@ -54,28 +53,34 @@ export class PgOutbox implements Outbox {
   async claimDue(limit: number): Promise<StoredEvent[]> {
     const rows = await runDurably(this.#database, (db) =>
       db
-        .updateTable('outbox')
-        .set({
-          attempts: sql`attempts + 1`,
-          due_at: sql`now() + least(interval '5 seconds' * power(2, attempts), interval '10 minutes')`,
-        })
-        .where(
-          'id',
-          'in',
+        .with('claimed', (db) =>
           db
-            .selectFrom('outbox')
-            .select('id')
-            .where('delivered_at', 'is', null)
-            .where('due_at', '<=', sql<Date>`now()`)
-            .orderBy('due_at')
-            .orderBy('id')
-            .limit(limit)
-            .forUpdate()
-            .skipLocked(),
+            .updateTable('pending_deliveries')
+            .set({
+              attempts: sql`attempts + 1`,
+              due_at: sql`now() + least(interval '5 seconds' * power(2, attempts), interval '10 minutes')`,
+            })
+            .where(
+              'id',
+              'in',
+              db
+                .selectFrom('pending_deliveries')
+                .select('id')
+                .where('due_at', '<=', sql<Date>`now()`)
+                .orderBy('due_at')
+                .orderBy('id')
+                .limit(limit)
+                .forUpdate()
+                .skipLocked(),
+            )
+            .returning('id'),
         )
-        .returning(['id', 'payload'])
+        .selectFrom('outbox')
+        .select(['outbox.id', 'outbox.payload'])
+        .where('outbox.id', 'in', (db) => db.selectFrom('claimed').select('claimed.id'))
+        .orderBy('outbox.id')
         .execute(),
     )
-    return rows.map(toStoredEvent).sort((a, b) => a.id - b.id)
+    return rows.map(toStoredEvent)
   }
 }

@@ -92,6 +92,8 @@ const events: Part = (p) => sql`events as (
       where exists (select from version)
       order by u.n
       returning id
+    ), pending as (
+      insert into pending_deliveries (id, sku) select id, ${p.sku} from events
     )`
 
 const messages: Part = (p) => sql`messages as (

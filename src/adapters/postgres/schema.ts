@@ -33,11 +33,16 @@ export interface OutboxTable {
   type: string
   payload: unknown
   created_at: Generated<Date>
-  delivered_at: Date | null
-  attempts: Generated<number>
-  due_at: Generated<Date>
   /** The writing transaction (`xid8`, as text): readers show only events of finished transactions. */
   xid: Generated<string>
+}
+
+/** An event not yet delivered: written with it, deleted once it is. */
+export interface PendingDeliveriesTable {
+  id: number
+  sku: string
+  due_at: Generated<Date>
+  attempts: Generated<number>
 }
 
 export interface HandledMessagesTable {
@@ -50,5 +55,6 @@ export interface Schema {
   batches: BatchesTable
   allocations: AllocationsTable
   outbox: OutboxTable
+  pending_deliveries: PendingDeliveriesTable
   handled_messages: HandledMessagesTable
 }
