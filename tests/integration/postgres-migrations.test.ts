@@ -5,10 +5,10 @@ import { migrateToLatest, migrateUpTo } from '../../src/adapters/postgres/migrat
 import { createDatabase, createDataDir, postgresAvailable } from '../support/servers.ts'
 import { type Mode, modes } from './support.ts'
 
-describe.each(modes)('migrating to line states (%s)', (mode: Mode) => {
+/** A database of its own for the describe block, empty of any migration; `null` where its server is missing. */
+function freshDatabase(mode: Mode): () => Database | null {
   let database: Database | null = null
   let drop: () => Promise<void> = async () => {}
-
   beforeAll(async () => {
     if (mode === 'postgres' && !(await postgresAvailable())) return
     const place = mode === 'postgres' ? await createDatabase() : await createDataDir()
@@ -24,8 +24,14 @@ describe.each(modes)('migrating to line states (%s)', (mode: Mode) => {
     await database?.close()
     await drop()
   })
+  return () => database
+}
+
+describe.each(modes)('migrating to line states (%s)', (mode: Mode) => {
+  const opened = freshDatabase(mode)
 
   it('keeps as a backorder a line a crash left deallocated from a shrunk batch, and moves its version', async (ctx) => {
+    const database = opened()
     if (!database) return ctx.skip()
     const { db } = database
     await migrateUpTo(db, '0002-outbox-delivery')
@@ -54,26 +60,10 @@ describe.each(modes)('migrating to line states (%s)', (mode: Mode) => {
 })
 
 describe.each(modes)('migrating to pending deliveries (%s)', (mode: Mode) => {
-  let database: Database | null = null
-  let drop: () => Promise<void> = async () => {}
-
-  beforeAll(async () => {
-    if (mode === 'postgres' && !(await postgresAvailable())) return
-    const place = mode === 'postgres' ? await createDatabase() : await createDataDir()
-    drop = place.drop
-    database = openDatabase({
-      databaseUrl: 'url' in place ? place.url : null,
-      dataDir: 'dir' in place ? place.dir : '',
-      poolSize: 2,
-      onConnectionError: () => {},
-    })
-  })
-  afterAll(async () => {
-    await database?.close()
-    await drop()
-  })
+  const opened = freshDatabase(mode)
 
   it('moves the undelivered events over with their attempts and due times, and leaves the delivered ones', async (ctx) => {
+    const database = opened()
     if (!database) return ctx.skip()
     const { db } = database
     await migrateUpTo(db, '0005-outbox-payload-statistics')
