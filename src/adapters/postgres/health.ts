@@ -14,12 +14,11 @@ export async function databaseCheck(database: Database): Promise<string> {
 
 export type OutboxBacklog = Readonly<{ undelivered: number; oldestSeconds: number }>
 
-/** Events not yet delivered, and the age of the oldest; reads only the pending deliveries. */
+/** Events not yet delivered, and the age of the oldest; reads only the pending deliveries and their events. */
 export async function outboxBacklog(database: Database): Promise<OutboxBacklog> {
   const { rows } = await sql<{ undelivered: number; oldest_seconds: number | null }>`
-    select count(*)::int as undelivered,
-           extract(epoch from now() - (select created_at from outbox where id = min(p.id)))::float8 as oldest_seconds
-    from pending_deliveries p`.execute(database.db)
+    select count(*)::int as undelivered, extract(epoch from now() - min(o.created_at))::float8 as oldest_seconds
+    from pending_deliveries p join outbox o on o.id = p.id`.execute(database.db)
   const row = rows[0]
   return { undelivered: row?.undelivered ?? 0, oldestSeconds: row?.oldest_seconds ?? 0 }
 }
