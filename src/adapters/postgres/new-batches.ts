@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely'
 import type { DomainEvent } from '../../domain/events.ts'
 import type { Product } from '../../domain/model.ts'
 import { ConcurrencyConflict, type StoredEvent } from '../../service-layer/ports.ts'
+import { PENDING_DELIVERIES } from './save-statement.ts'
 import type { Schema } from './schema.ts'
 
 /** A product whose only change is new batches, with the version it was loaded at (`null`: it is new). */
@@ -55,9 +56,7 @@ export async function saveNewBatches(changes: readonly NewBatchesOf[], db: Kysel
       from jsonb_array_elements(${json(events)}) with ordinality as u(e, n)
       order by u.n
       returning id, sku
-    ), pending as (
-      insert into pending_deliveries (id, sku) select id, sku from events
-    )
+    ), ${PENDING_DELIVERIES}
     select id from events`.execute(db)
   const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b)
   return ids.map((id, i) => ({ id, event: events[i] as DomainEvent }))
