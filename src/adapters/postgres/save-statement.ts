@@ -26,18 +26,18 @@ export type SaveParameters = Readonly<{
 }>
 
 /**
+ * The WITH part that gives each event written by a part named `events` (returning `id, sku`) its pending
+ * delivery, in the same statement: no event is committed without it.
+ */
+export const PENDING_DELIVERIES = sql`pending as (insert into pending_deliveries (id, sku) select id, sku from events)`
+
+/**
  * One statement whatever the change, every part guarded by the version update, in one of two shapes
  * that never vary, so each is prepared once per connection; arrays keep each part on its index whatever
  * their length. The common change, new lines with their batches and events, leaves out the parts for
  * lines removed or changed and for messages handled: run on empty arrays, they cost the embedded
  * database about 9% of its allocations per second.
  */
-/**
- * The WITH part that gives each event written by a part named `events` (returning `id, sku`) its pending
- * delivery, in the same statement: no event is committed without it.
- */
-export const PENDING_DELIVERIES = sql`pending as (insert into pending_deliveries (id, sku) select id, sku from events)`
-
 export function saveStatement(p: SaveParameters) {
   const full = p.removed.length > 0 || p.changedOrderids.length > 0 || p.messageIds.length > 0
   const parts = full
