@@ -7,6 +7,7 @@ import { PgExpiredHolds } from './adapters/postgres/expired-holds.ts'
 import { databaseCheck } from './adapters/postgres/health.ts'
 import { migrateToLatest } from './adapters/postgres/migrator.ts'
 import { PgOutbox } from './adapters/postgres/outbox.ts'
+import { retention } from './adapters/postgres/retention.ts'
 import { pgUnitOfWork } from './adapters/postgres/unit-of-work.ts'
 import { PgViews } from './adapters/postgres/views.ts'
 import { PrometheusMetrics } from './adapters/prometheus-metrics.ts'
@@ -41,8 +42,9 @@ export type Service = Readonly<{
   /** What the service counts, and the HTTP layer's timings, for `GET /metrics`. */
   metrics: PrometheusMetrics
   /**
-   * Finishes deliveries that did not finish in line, releases expired holds and, on the embedded
-   * database, vacuums and analyzes its tables; `start()` it in the process that should sweep.
+   * Finishes deliveries that did not finish in line, releases expired holds, removes delivered events past
+   * their retention and, on the embedded database, vacuums and analyzes its tables; `start()` it in the
+   * process that should sweep.
    */
   relay: OutboxRelay
   /** `null` when every storage port was overridden (tests with fakes). */
@@ -108,6 +110,9 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
   const relay = together(
     createOutboxRelay({ bus, outbox, logger }),
     createHoldExpiry({ bus, expiredHolds, clock, logger }),
+    ...(database && config.eventsRetentionDays > 0
+      ? [retention(database, logger, { days: config.eventsRetentionDays })]
+      : []),
     // An embedded database this service opened has no autovacuum but this.
     ...(database && !overrides.database && database.mode === 'pglite' ? [embeddedUpkeep(database, logger)] : []),
   )

@@ -18,6 +18,8 @@ export type Config = Readonly<{
   eventsHeartbeatMs: number
   /** Bytes a reader of the event stream may leave unread before it is dropped (it resumes from its last id). */
   eventsMaxBufferedBytes: number
+  /** Delivered events older than this many days are removed from the outbox; 0 keeps them all. */
+  eventsRetentionDays: number
   /** `API_KEYS`, unparsed: `name:scope:secret,...` (see api-keys.ts); empty: no authentication. */
   apiKeys: string
   /** Serve without keys on an address other machines can reach. */
@@ -45,6 +47,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     eventsPollMs: integer(env, 'EVENTS_POLL_MS', 250),
     eventsHeartbeatMs: integer(env, 'EVENTS_HEARTBEAT_MS', 15_000),
     eventsMaxBufferedBytes: integer(env, 'EVENTS_MAX_BUFFERED_BYTES', 1_048_576),
+    eventsRetentionDays: integer(env, 'EVENTS_RETENTION_DAYS', 30),
     apiKeys: env.API_KEYS ?? '',
     allowAnonymous: env.ALLOW_ANONYMOUS === 'true',
     databaseConnectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 3000),

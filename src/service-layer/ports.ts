@@ -204,4 +204,6 @@ export interface ReadViews {
   events(after: number, limit: number): Promise<StoredEvent[]>
   /** The id of the newest event `events` would show now, 0 when there is none: where "from now on" starts. */
   lastEventId(): Promise<number>
+  /** The id up to which events may have been removed for their age (0: none was): reading after less misses some. */
+  prunedThrough(): Promise<number>
 }

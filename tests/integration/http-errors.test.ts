@@ -31,6 +31,7 @@ describe('the HTTP error handler', () => {
       lines: async () => undefined,
       events: async () => [],
       lastEventId: async () => 0,
+      prunedThrough: async () => 0,
     },
     feed: { subscribe: async () => () => {}, size: 0, close: () => {} },
     availability: async () => undefined,

@@ -75,7 +75,7 @@ describe.each(modes)('migrating to pending deliveries (%s)', (mode: Mode) => {
     await event('failing', false, 3)
     await event('new', false, 0)
 
-    expect(await migrateToLatest(db)).toEqual(['0006-pending-deliveries'])
+    expect(await migrateUpTo(db, '0006-pending-deliveries')).toEqual(['0006-pending-deliveries'])
     const pending = await sql<{ orderid: string; sku: string; attempts: number; due: string }>`
       select o.payload->>'orderid' as orderid, p.sku, p.attempts, to_char(p.due_at at time zone 'UTC', 'YYYY-MM-DD') as due
       from pending_deliveries p join outbox o using (id) order by p.id`.execute(db)

@@ -17,6 +17,10 @@ const MULTI_SKU_WRITES: ReadonlyArray<readonly [RegExp, string]> = [
     "the relay's sweep leases due events of every sku",
   ],
   [/^delete from pending_deliveries where id = any\(/, 'the delivery marks, coalesced across skus'],
+  [
+    /^delete from outbox where id > \(select pruned_through from horizon\) and id <= /,
+    'the retention sweep removes delivered events of every sku past their age',
+  ],
 ]
 
 type Write = Readonly<{ verb: 'insert' | 'update' | 'delete'; table: string; text: string }>

@@ -296,6 +296,7 @@ const noViews: ReadViews = {
   lines: async () => undefined,
   events: async () => [],
   lastEventId: async () => 0,
+  prunedThrough: async () => 0,
 }
 
 export type TestApp = Service & {

@@ -6,6 +6,7 @@ import * as lineStates from './migrations/0003-line-states.ts'
 import * as queueOrder from './migrations/0004-queue-order.ts'
 import * as outboxPayloadStatistics from './migrations/0005-outbox-payload-statistics.ts'
 import * as pendingDeliveries from './migrations/0006-pending-deliveries.ts'
+import * as outboxHorizon from './migrations/0007-outbox-horizon.ts'
 import type { Schema } from './schema.ts'
 
 /** Forward-only, in name order; a new migration is a new file added here. */
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '0004-queue-order': queueOrder,
   '0005-outbox-payload-statistics': outboxPayloadStatistics,
   '0006-pending-deliveries': pendingDeliveries,
+  '0007-outbox-horizon': outboxHorizon,
 }
 
 export async function migrateToLatest(db: Kysely<Schema>): Promise<string[]> {

@@ -45,6 +45,12 @@ export interface PendingDeliveriesTable {
   attempts: Generated<number>
 }
 
+/** One row: events up to this id may have been removed from the outbox (0: none). */
+export interface OutboxHorizonTable {
+  one: Generated<boolean>
+  pruned_through: Generated<number>
+}
+
 export interface HandledMessagesTable {
   id: string
   handled_at: Generated<Date>
@@ -56,5 +62,6 @@ export interface Schema {
   allocations: AllocationsTable
   outbox: OutboxTable
   pending_deliveries: PendingDeliveriesTable
+  outbox_horizon: OutboxHorizonTable
   handled_messages: HandledMessagesTable
 }

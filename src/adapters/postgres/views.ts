@@ -121,6 +121,11 @@ export class PgViews implements ReadViews {
     return Number(row.id)
   }
 
+  async prunedThrough(): Promise<number> {
+    const row = await this.#read((db) => db.selectFrom('outbox_horizon').select('pruned_through').executeTakeFirst())
+    return Number(row?.pruned_through ?? 0)
+  }
+
   async events(after: number, limit: number): Promise<StoredEvent[]> {
     const rows = await this.#read((db) =>
       db

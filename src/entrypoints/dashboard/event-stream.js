@@ -34,6 +34,11 @@ export function followEvents({ onEvents, onState }) {
           onState('needs a key')
           return
         }
+        if (response.status === 410) {
+          // Away so long that the events since were removed for their age: start again from now.
+          lastId = null
+          continue
+        }
         if (!response.ok || !response.body) throw new Error(`The event stream answered ${response.status}`)
         onState('live')
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()

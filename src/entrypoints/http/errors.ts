@@ -26,6 +26,17 @@ export class UnknownProduct extends Error {
   }
 }
 
+/** A read of events after an id older than those the outbox still keeps: some in between are gone. */
+export class EventsPruned extends Error {
+  override readonly name = 'EventsPruned'
+  constructor(after: number, prunedThrough: number, instead: string) {
+    super(
+      `Events up to id ${prunedThrough} have been removed for their age, so reading after id ${after} would miss ` +
+        `some of them; ${instead}`,
+    )
+  }
+}
+
 /** The resource API reports out of stock as a conflict; the book's `/allocate` answers 202 instead. */
 export class LineOutOfStock extends Error {
   override readonly name = 'LineOutOfStock'
@@ -63,6 +74,7 @@ const rules: ReadonlyArray<readonly [ErrorClass | string, Rule]> = [
   [BatchConflict, { status: 409, code: 'batch_conflict' }],
   [LineConflict, { status: 409, code: 'line_conflict' }],
   [LineOutOfStock, { status: 409, code: 'out_of_stock' }],
+  [EventsPruned, { status: 410, code: 'events_pruned' }],
   [ConcurrencyConflict, { status: 503, code: 'busy', message: 'The service is busy; please try again', retryAfter: 1 }],
   [Unavailable, { status: 503, code: 'unavailable', message: UNAVAILABLE_MESSAGE, retryAfter: 2 }],
   ['FST_ERR_VALIDATION', { status: 400, code: 'validation_failed' }],

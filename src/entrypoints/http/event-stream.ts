@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Service } from '../../bootstrap.ts'
 import type { FeedReader } from '../../service-layer/event-feed.ts'
 import type { StoredEvent } from '../../service-layer/ports.ts'
+import { EventsPruned } from './errors.ts'
 import { integerQuery } from './resource-routes.ts'
 import { EventStream, errorResponses, StreamHeaders, StreamQuery } from './schemas.ts'
 
@@ -37,13 +38,19 @@ export function eventStreamRoutes(
             'or ?after=, otherwise starts with the events committed after it connects',
           querystring: StreamQuery,
           headers: StreamHeaders,
-          response: { 200: EventStream, ...errorResponses(400) },
+          response: { 200: EventStream, ...errorResponses(400, 410) },
         },
         preValidation: async (request) => integerQuery(request.query, ['after']),
       },
       async (request, reply) => {
         const header = request.headers['last-event-id']
         const given = typeof header === 'string' ? Number(header) : request.query.after
+        if (given !== undefined) {
+          const prunedThrough = await views.prunedThrough()
+          if (given < prunedThrough) {
+            throw new EventsPruned(given, prunedThrough, 'leave out Last-Event-ID and `after` to start with new events')
+          }
+        }
         const after = given ?? (await views.lastEventId())
         reply.hijack()
         const res = reply.raw

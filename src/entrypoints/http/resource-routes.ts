@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Service } from '../../bootstrap.ts'
 import { InvalidSku, NotAllocated, UnknownBatch } from '../../domain/errors.ts'
-import { LineOutOfStock, UnknownOrder, UnknownProduct } from './errors.ts'
+import { EventsPruned, LineOutOfStock, UnknownOrder, UnknownProduct } from './errors.ts'
 import {
   Availability,
   AvailabilityQuery,
@@ -232,12 +232,18 @@ export function resourceRoutes({ bus, views, availability }: Service): FastifyPl
           tags: ['events'],
           summary: 'Domain events in outbox order, after an id',
           querystring: EventsQuery,
-          response: { 200: Events, ...errorResponses(400) },
+          response: { 200: Events, ...errorResponses(400, 410) },
         },
         preValidation: async (request) => integerQuery(request.query, ['after', 'limit']),
       },
       async (request) => {
         const { after = 0, limit = 100 } = request.query
+        if (request.query.after !== undefined) {
+          const prunedThrough = await views.prunedThrough()
+          if (after < prunedThrough) {
+            throw new EventsPruned(after, prunedThrough, 'leave out `after` to read from the oldest event kept')
+          }
+        }
         const stored = await views.events(after, limit)
         const events = stored.map(({ id, event }) => ({ id, ...event }))
         return { events, next: stored.at(-1)?.id ?? after }

@@ -121,7 +121,13 @@ export const SkuParams = closed({ sku: Sku })
 
 export const EventsQuery = closed({
   after: Type.Optional(
-    Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Events after this id' }),
+    Type.Integer({
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description:
+        'Events after this id; leave out to read from the oldest event kept. Delivered events older than ' +
+        'the retention period (`EVENTS_RETENTION_DAYS`) are removed: an id older than those answers 410 `events_pruned`',
+    }),
   ),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'At most this many' })),
 })
@@ -132,7 +138,8 @@ export const StreamQuery = closed({
       minimum: 0,
       maximum: Number.MAX_SAFE_INTEGER,
       description:
-        'Start after this event id (a `Last-Event-ID` header takes precedence); leave out for new events only',
+        'Start after this event id (a `Last-Event-ID` header takes precedence); leave out for new events only. ' +
+        'An id older than the events kept answers 410 `events_pruned`',
     }),
   ),
 })
