@@ -29,33 +29,32 @@ describe.each(modes)('removing delivered events and handled message ids past the
     await test?.drop()
   })
 
+  const db = () => {
+    if (!test) throw new Error('no database')
+    return test.database.db
+  }
+
   /** Adds `n` batches of a new sku and returns the ids of their events, once all are delivered. */
   async function events(n: number): Promise<number[]> {
     const sku = randomSku()
     for (let i = 0; i < n; i++) {
       await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 10, eta: null })
     }
-    const db = test?.database.db
-    if (!db) throw new Error('no database')
     await vi.waitFor(async () => {
-      const pending = await sql<{ n: number }>`select count(*)::int as n from pending_deliveries`.execute(db)
+      const pending = await sql<{ n: number }>`select count(*)::int as n from pending_deliveries`.execute(db())
       expect(pending.rows[0]?.n).toBe(0)
     })
-    const rows = await sql<{ id: string }>`select id from outbox where sku = ${sku} order by id`.execute(db)
+    const rows = await sql<{ id: string }>`select id from outbox where sku = ${sku} order by id`.execute(db())
     return rows.rows.map((r) => Number(r.id))
   }
 
   const age = async (ids: number[], days: number) => {
-    const db = test?.database.db
-    if (!db) throw new Error('no database')
     await sql`update outbox set created_at = now() - make_interval(days => ${days}::int)
-              where id = any(${ids}::bigint[])`.execute(db)
+              where id = any(${ids}::bigint[])`.execute(db())
   }
 
   const kept = async () => {
-    const db = test?.database.db
-    if (!db) throw new Error('no database')
-    const rows = await sql<{ id: string }>`select id from outbox order by id`.execute(db)
+    const rows = await sql<{ id: string }>`select id from outbox order by id`.execute(db())
     return rows.rows.map((r) => Number(r.id))
   }
 
@@ -66,7 +65,7 @@ describe.each(modes)('removing delivered events and handled message ids past the
     await age([a, b, c], 31)
     // b was never delivered: it stays, however old.
     await sql`insert into pending_deliveries (id, sku, due_at)
-              select id, sku, now() + interval '1 hour' from outbox where id = ${b}`.execute(test.database.db)
+              select id, sku, now() + interval '1 hour' from outbox where id = ${b}`.execute(db())
     const sweeper = retention(test.database, logger, { days: 30, pageSize: 2 })
 
     expect(await sweeper.sweep()).toBe(2)
@@ -128,16 +127,15 @@ describe.each(modes)('removing delivered events and handled message ids past the
 
   it('removes the ids of messages handled before the retention period, oldest first', async (ctx) => {
     if (!test) return ctx.skip()
-    const { db } = test.database
     const sku = randomSku()
     await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 10, eta: null })
     const ids = ['m-1', 'm-2', 'm-3', 'm-4', 'm-5'].map((id) => `${id}-${sku}`)
     for (const id of ids) await service.bus.handleOnce(id, { type: 'Allocate', orderid: id, sku, qty: 1 })
     await sql`update handled_messages set handled_at = now() - interval '31 days'
-              where id = any(${ids.slice(0, 4)}::text[])`.execute(db)
+              where id = any(${ids.slice(0, 4)}::text[])`.execute(db())
 
     expect(await retention(test.database, logger, { days: 30, pageSize: 3 }).sweep()).toBe(4)
-    const left = await sql<{ id: string }>`select id from handled_messages order by id`.execute(db)
+    const left = await sql<{ id: string }>`select id from handled_messages order by id`.execute(db())
     expect(left.rows.map((r) => r.id)).toEqual([ids[4]])
   })
 
