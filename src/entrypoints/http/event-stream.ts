@@ -3,8 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Service } from '../../bootstrap.ts'
 import type { FeedReader } from '../../service-layer/event-feed.ts'
 import type { StoredEvent } from '../../service-layer/ports.ts'
-import { EventsPruned } from './errors.ts'
-import { integerQuery } from './resource-routes.ts'
+import { integerQuery, refuseIfPruned } from './resource-routes.ts'
 import { EventStream, errorResponses, StreamHeaders, StreamQuery } from './schemas.ts'
 
 export type EventStreamOptions = Readonly<{
@@ -46,10 +45,7 @@ export function eventStreamRoutes(
         const header = request.headers['last-event-id']
         const given = typeof header === 'string' ? Number(header) : request.query.after
         if (given !== undefined) {
-          const prunedThrough = await views.prunedThrough()
-          if (given < prunedThrough) {
-            throw new EventsPruned(given, prunedThrough, 'leave out Last-Event-ID and `after` to start with new events')
-          }
+          await refuseIfPruned(views, given, 'leave out Last-Event-ID and `after` to start with new events')
         }
         const after = given ?? (await views.lastEventId())
         reply.hijack()

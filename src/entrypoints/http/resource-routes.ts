@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Service } from '../../bootstrap.ts'
 import { InvalidSku, NotAllocated, UnknownBatch } from '../../domain/errors.ts'
+import type { ReadViews } from '../../service-layer/ports.ts'
 import { EventsPruned, LineOutOfStock, UnknownOrder, UnknownProduct } from './errors.ts'
 import {
   Availability,
@@ -239,10 +240,7 @@ export function resourceRoutes({ bus, views, availability }: Service): FastifyPl
       async (request) => {
         const { after = 0, limit = 100 } = request.query
         if (request.query.after !== undefined) {
-          const prunedThrough = await views.prunedThrough()
-          if (after < prunedThrough) {
-            throw new EventsPruned(after, prunedThrough, 'leave out `after` to read from the oldest event kept')
-          }
+          await refuseIfPruned(views, after, 'leave out `after` to read from the oldest event kept')
         }
         const stored = await views.events(after, limit)
         const events = stored.map(({ id, event }) => ({ id, ...event }))
@@ -250,6 +248,16 @@ export function resourceRoutes({ bus, views, availability }: Service): FastifyPl
       },
     )
   }
+}
+
+/** Throws `EventsPruned` when events after `after` may have been removed for their age. */
+export async function refuseIfPruned(
+  views: Pick<ReadViews, 'prunedThrough'>,
+  after: number,
+  instead: string,
+): Promise<void> {
+  const prunedThrough = await views.prunedThrough()
+  if (after < prunedThrough) throw new EventsPruned(after, prunedThrough, instead)
 }
 
 /**
