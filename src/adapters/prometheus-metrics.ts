@@ -82,8 +82,8 @@ export class PrometheusMetrics implements Metrics {
 
   #databaseGauges(database: Database, logger: Logger): void {
     const registers = [this.#registry]
-    const backlog = { undelivered: 0, oldestSeconds: 0 }
-    // One query per scrape for both gauges, bounded so a database outage cannot hold a scrape up; while
+    const backlog = { undelivered: 0, oldestSeconds: 0, oldestKeptSeconds: 0 }
+    // One query per scrape for the three gauges, bounded so a database outage cannot hold a scrape up; while
     // the database does not answer they keep their last value.
     let reading: Promise<void> | undefined
     const readBacklog = () => {
@@ -114,6 +114,15 @@ export class PrometheusMetrics implements Metrics {
       async collect() {
         await readBacklog()
         this.set(backlog.oldestSeconds)
+      },
+    })
+    new Gauge({
+      name: 'allocation_outbox_oldest_event_seconds',
+      help: 'Age of the oldest event the outbox keeps; delivered events past EVENTS_RETENTION_DAYS are removed',
+      registers,
+      async collect() {
+        await readBacklog()
+        this.set(backlog.oldestKeptSeconds)
       },
     })
     const pool = (

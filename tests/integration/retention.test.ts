@@ -6,6 +6,7 @@ import { bootstrap, type Service } from '../../src/bootstrap.ts'
 import { loadConfig } from '../../src/config.ts'
 import { type App, buildApp } from '../../src/entrypoints/http/app.ts'
 import { readStream } from '../support/event-stream.ts'
+import { parseMetrics } from '../support/metrics-text.ts'
 import { randomBatchref, randomSku } from '../support/random-refs.ts'
 import { type Mode, modes, openTestDatabase, serviceOn, type TestDatabase } from './support.ts'
 
@@ -96,9 +97,15 @@ describe.each(modes)('removing delivered events and handled message ids past the
     const [a, b, c] = await events(3)
     if (a === undefined || b === undefined || c === undefined) throw new Error('three events expected')
     await age([a, b], 31)
+    const oldestKeptAge = async () => {
+      const metrics = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
+      return metrics.get('allocation_outbox_oldest_event_seconds') ?? Number.NaN
+    }
+    expect(await oldestKeptAge()).toBeGreaterThan(31 * 86_400 - 60)
     // The service's own relay removes them: its retention is 30 days unless configured.
     await service.relay.sweep()
     expect(await kept()).toEqual([c])
+    expect(await oldestKeptAge()).toBeLessThan(3600)
 
     const gone = await app.inject({ method: 'GET', url: `/events?after=${a}` })
     expect(gone.statusCode).toBe(410)
