@@ -98,33 +98,31 @@ export class PrometheusMetrics implements Metrics {
         })
       return reading
     }
-    new Gauge({
-      name: 'allocation_outbox_undelivered',
-      help: 'Events committed but not yet delivered to every handler',
-      registers,
-      async collect() {
-        await readBacklog()
-        this.set(backlog.undelivered)
-      },
-    })
-    new Gauge({
-      name: 'allocation_outbox_oldest_undelivered_seconds',
-      help: 'Age of the oldest undelivered event; 0 when all are delivered',
-      registers,
-      async collect() {
-        await readBacklog()
-        this.set(backlog.oldestSeconds)
-      },
-    })
-    new Gauge({
-      name: 'allocation_outbox_oldest_event_seconds',
-      help: 'Age of the oldest event the outbox keeps; delivered events past EVENTS_RETENTION_DAYS are removed',
-      registers,
-      async collect() {
-        await readBacklog()
-        this.set(backlog.oldestKeptSeconds)
-      },
-    })
+    const fromBacklog = (name: string, help: string, key: keyof typeof backlog) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          await readBacklog()
+          this.set(backlog[key])
+        },
+      })
+    fromBacklog(
+      'allocation_outbox_undelivered',
+      'Events committed but not yet delivered to every handler',
+      'undelivered',
+    )
+    fromBacklog(
+      'allocation_outbox_oldest_undelivered_seconds',
+      'Age of the oldest undelivered event; 0 when all are delivered',
+      'oldestSeconds',
+    )
+    fromBacklog(
+      'allocation_outbox_oldest_event_seconds',
+      'Age of the oldest event the outbox keeps; delivered events past EVENTS_RETENTION_DAYS are removed',
+      'oldestKeptSeconds',
+    )
     const pool = (
       name: string,
       help: string,

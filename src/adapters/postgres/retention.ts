@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { type PeriodicSweep, periodicSweep } from '../../service-layer/periodic-sweep.ts'
 import type { Logger } from '../../service-layer/ports.ts'
-import type { Database } from './database.ts'
+import { type Database, runDurably } from './database.ts'
 
 type Page = Readonly<{ removed: number; more: boolean }>
 
@@ -24,17 +24,8 @@ export function retention(
   const pageSize = options.pageSize ?? 5000
   const cutoff = sql`now() - make_interval(days => ${days}::int)`
 
-  async function run<R>(statement: () => Promise<R>): Promise<R> {
-    const release = await database.acquire()
-    try {
-      return await statement()
-    } finally {
-      release()
-    }
-  }
-
   const eventPage = () =>
-    run(async (): Promise<Page & { through: number | null }> => {
+    runDurably(database, async (db): Promise<Page & { through: number | null }> => {
       const { rows } = await sql<{ removed: number; through: string | null }>`
         with horizon as (
           select pruned_through from outbox_horizon for update
@@ -54,13 +45,13 @@ export function retention(
         ), moved as (
           update outbox_horizon set pruned_through = t.id from through t where t.id is not null
         )
-        select (select count(*) from gone)::int as removed, (select id from through) as through`.execute(database.db)
+        select (select count(*) from gone)::int as removed, (select id from through) as through`.execute(db)
       const through = rows[0]?.through == null ? null : Number(rows[0].through)
       return { removed: rows[0]?.removed ?? 0, more: through !== null, through }
     })
 
   const messagePage = () =>
-    run(async (): Promise<Page> => {
+    runDurably(database, async (db): Promise<Page> => {
       const { rows } = await sql<{ removed: number }>`
         with gone as (
           delete from handled_messages where id in (
@@ -68,7 +59,7 @@ export function retention(
           )
           returning id
         )
-        select count(*)::int as removed from gone`.execute(database.db)
+        select count(*)::int as removed from gone`.execute(db)
       const removed = rows[0]?.removed ?? 0
       return { removed, more: removed === pageSize }
     })
