@@ -6,7 +6,7 @@ import { ConcurrencyConflict, type LoadOptions, type StoredEvent, type WaitingPa
 import type { ProductStore } from '../../service-layer/tracking-repository.ts'
 import { json, type NewBatchesOf } from './new-batches.ts'
 import type { BatchRow, ProductCache } from './product-cache.ts'
-import { saveStatement } from './save-statement.ts'
+import { save } from './save-statement.ts'
 import type { Schema } from './schema.ts'
 
 /** The database or a transaction on it. */
@@ -293,7 +293,7 @@ export class PgProductStore implements ProductStore {
     })
     const batchIdOf = (l: LineState) => (l.batchref === null ? null : (batchIds.get(l.batchref) ?? null))
     const expiryOf = (l: LineState) => (l.expiresAt === null ? null : new Date(l.expiresAt).toISOString())
-    const { rows } = await saveStatement({
+    const rows = await save(db, {
       sku,
       from: before.versionNumber,
       to: product.versionNumber,
@@ -316,12 +316,10 @@ export class PgProductStore implements ProductStore {
       eventPayloads: events.map((e) => JSON.stringify(e)),
       messageIds,
       assumedNew: before.assumedNew,
+    }).catch((error: unknown) => {
+      this.#cache.forget(sku)
+      throw error
     })
-      .execute(db)
-      .catch((error: unknown) => {
-        this.#cache.forget(sku)
-        throw error
-      })
     if (!rows[0]?.saved) {
       this.#cache.forget(sku)
       throw new ConcurrencyConflict(`Product ${sku} changed since it was loaded`)

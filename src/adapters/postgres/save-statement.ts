@@ -1,4 +1,6 @@
-import { type RawBuilder, sql } from 'kysely'
+import { type Kysely, type RawBuilder, sql } from 'kysely'
+import { compiledOnce } from './compiled-once.ts'
+import type { Schema } from './schema.ts'
 
 export type SaveParameters = Readonly<{
   sku: string
@@ -31,22 +33,61 @@ export type SaveParameters = Readonly<{
  */
 export const PENDING_DELIVERIES = sql`pending as (insert into pending_deliveries (id, sku) select id, sku from events)`
 
+/** The order in which a save's parameters are placed in its compiled statement. */
+const PARAMETERS = [
+  'sku',
+  'from',
+  'to',
+  'batchIds',
+  'purchased',
+  'allocated',
+  'etas',
+  'removed',
+  'changedOrderids',
+  'changedQtys',
+  'changedStatuses',
+  'changedBatchIds',
+  'changedExpiries',
+  'addedOrderids',
+  'addedQtys',
+  'addedStatuses',
+  'addedBatchIds',
+  'addedExpiries',
+  'eventTypes',
+  'eventPayloads',
+  'messageIds',
+  'assumedNew',
+] as const satisfies ReadonlyArray<keyof SaveParameters>
+
+type Saved = { saved: boolean; event_ids: Array<number | string> }
+
 /**
  * One statement whatever the change, every part guarded by the version update, in one of two shapes
  * that never vary, so each is prepared once per connection; arrays keep each part on its index whatever
  * their length. The common change, new lines with their batches and events, leaves out the parts for
  * lines removed or changed and for messages handled: run on empty arrays, they cost the embedded
- * database about 9% of its allocations per second.
+ * database about 9% of its allocations per second. Each shape is built and compiled once: building it
+ * on every save cost the service a tenth of its CPU per allocation.
  */
-export function saveStatement(p: SaveParameters) {
+export function save(db: Kysely<Schema>, p: SaveParameters): Promise<Saved[]> {
   const full = p.removed.length > 0 || p.changedOrderids.length > 0 || p.messageIds.length > 0
-  const parts = full
-    ? [version(p), changedBatches(p), removed(p), changedLines(p), added(p), events(p), messages(p)]
-    : [version(p), changedBatches(p), added(p), events(p)]
-  return sql<{ saved: boolean; event_ids: Array<number | string> }>`
+  return (full ? saveAll : saveCommon)(db, ...PARAMETERS.map((name) => p[name]))
+}
+
+const shape = (full: boolean) =>
+  compiledOnce<unknown[], Saved>(PARAMETERS.length, (db, ...values) => {
+    const p = Object.fromEntries(PARAMETERS.map((name, i) => [name, values[i]])) as SaveParameters
+    const parts = full
+      ? [version(p), changedBatches(p), removed(p), changedLines(p), added(p), events(p), messages(p)]
+      : [version(p), changedBatches(p), added(p), events(p)]
+    const statement = sql<Saved>`
     with ${sql.join(parts)}
     select exists (select from version) as saved, array(select id from events order by id) as event_ids`
-}
+    return { compile: () => statement.compile(db) }
+  })
+
+const saveAll = shape(true)
+const saveCommon = shape(false)
 
 type Part = (p: SaveParameters) => RawBuilder<unknown>
 
