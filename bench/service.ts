@@ -27,13 +27,15 @@ export type Service = Readonly<{
 /**
  * Runs `node src/main.ts` with `env` on a port the system picks; resolves once it answers. `args` name
  * another command (`serve --no-relay`); `relay` listens on nothing and is ready once it says it delivers.
+ * `wrapper` runs node under another program (valgrind and its options).
  */
 export async function startService(
   env: Record<string, string>,
-  { args = [], timeoutMs = 60_000 }: { args?: string[]; timeoutMs?: number } = {},
+  { args = [], timeoutMs = 60_000, wrapper = [] }: { args?: string[]; timeoutMs?: number; wrapper?: string[] } = {},
 ): Promise<Service> {
   const { DATABASE_URL: _url, DATA_DIR: _dir, PORT: _port, ...inherited } = process.env
-  const child = spawn(process.execPath, [MAIN, ...args], {
+  const [command = process.execPath, ...prefix] = [...wrapper, process.execPath]
+  const child = spawn(command, [...prefix, MAIN, ...args], {
     // Without the per-request log line, so figures stay comparable with those measured before it existed.
     env: { ...inherited, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', LOG_REQUESTS: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
