@@ -312,8 +312,7 @@ export class PgProductStore implements ProductStore {
       addedStatuses: added.map((l) => l.status),
       addedBatchIds: added.map(batchIdOf),
       addedExpiries: added.map(expiryOf),
-      eventTypes: events.map((e) => e.type),
-      eventPayloads: events.map((e) => JSON.stringify(e)),
+      events: JSON.stringify(events),
       messageIds,
       assumedNew: before.assumedNew,
     }).catch((error: unknown) => {

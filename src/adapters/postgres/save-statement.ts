@@ -21,8 +21,8 @@ export type SaveParameters = Readonly<{
   addedStatuses: string[]
   addedBatchIds: Array<number | null>
   addedExpiries: Array<string | null>
-  eventTypes: string[]
-  eventPayloads: string[]
+  /** The events, as one JSON array. */
+  events: string
   messageIds: readonly string[]
   assumedNew: readonly string[]
 }>
@@ -53,8 +53,7 @@ const PARAMETERS = [
   'addedStatuses',
   'addedBatchIds',
   'addedExpiries',
-  'eventTypes',
-  'eventPayloads',
+  'events',
   'messageIds',
   'assumedNew',
 ] as const satisfies ReadonlyArray<keyof SaveParameters>
@@ -134,8 +133,8 @@ const added: Part = (p) => sql`added as (
 
 const events: Part = (p) => sql`events as (
       insert into outbox (sku, type, payload)
-      select ${p.sku}, u.type, u.payload
-      from unnest(${p.eventTypes}::text[], ${p.eventPayloads}::jsonb[]) with ordinality as u(type, payload, n)
+      select ${p.sku}, u.payload->>'type', u.payload
+      from jsonb_array_elements(${p.events}::jsonb) with ordinality as u(payload, n)
       where exists (select from version)
       order by u.n
       returning id, sku
