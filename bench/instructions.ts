@@ -10,21 +10,23 @@ import { startService } from './service.ts'
 
 const USAGE = `npm run bench:instructions -- [options]
 
-Counts the instructions the service runs per allocation under valgrind's callgrind: a figure that,
+Counts the instructions the service runs per request under valgrind's callgrind: a figure that,
 unlike seconds, does not move with the machine's speed, so two versions can be compared a minute or a
 day apart. Needs valgrind (Debian's package).
 
   --storage <mode>        postgres (default; the service's process alone) or embedded (the service and its
                           database, which runs in the same process)
-  --warmup <n>            allocations before counting, so the code counted is optimised (default 15000)
-  --allocations <n>       allocations counted (default 3000)
+  --workload <name>       allocate (default: POST /allocations) or product-read (GET /products/{sku})
+  --warmup <n>            requests before counting, so the code counted is optimised (default 15000)
+  --requests <n>          requests counted (default 3000)
   --postgres <url>        server for the bench's database (default ${defaultPostgresUrl})`
 
 const { values: args } = parseArgs({
   options: {
     storage: { type: 'string', default: 'postgres' },
     warmup: { type: 'string', default: '15000' },
-    allocations: { type: 'string', default: '3000' },
+    workload: { type: 'string', default: 'allocate' },
+    requests: { type: 'string', default: '3000' },
     postgres: { type: 'string', default: defaultPostgresUrl },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -43,25 +45,46 @@ function* lines(): Generator<{ sku: string; qty: number }> {
   for (;;) yield { sku: SKUS[Math.floor(next() * SKUS.length)] as string, qty: 1 + Math.floor(next() * 3) }
 }
 
-/** Posts `count` allocations over `CONNECTIONS` at once; any answer but 201 stops the run. */
-async function allocate(
-  url: string,
-  count: number,
-  orderids: { next: number },
-  source: Iterator<{ sku: string; qty: number }>,
-) {
+type Request = Readonly<{ method: 'GET' | 'POST'; path: string; body?: string }>
+
+/** What is counted: each makes the next request of a fixed sequence, and names the answer it expects. */
+const WORKLOADS = {
+  /** `POST /allocations`: a new orderid each, a sku and a qty from `lines`. */
+  allocate: () => {
+    const source = lines()
+    let orderid = 0
+    return {
+      expect: 201,
+      next: (): Request => {
+        const line = source.next().value as { sku: string; qty: number }
+        return { method: 'POST', path: '/allocations', body: JSON.stringify({ orderid: `i-${orderid++}`, ...line }) }
+      },
+    }
+  },
+  /** `GET /products/{sku}` over the skus in the order of `lines`. */
+  'product-read': () => {
+    const source = lines()
+    return {
+      expect: 200,
+      next: (): Request => ({ method: 'GET', path: `/products/${(source.next().value as { sku: string }).sku}` }),
+    }
+  },
+} as const
+
+type Workload = ReturnType<(typeof WORKLOADS)[keyof typeof WORKLOADS]>
+
+/** Sends `count` requests over `CONNECTIONS` at once; any other answer than the one expected stops the run. */
+async function drive(url: string, count: number, { next, expect }: Workload): Promise<void> {
   let left = count
   const connection = async () => {
     for (; left > 0; left--) {
-      const line = source.next().value as { sku: string; qty: number }
-      const body = JSON.stringify({ orderid: `instructions-${orderids.next++}`, ...line })
-      const response = await fetch(`${url}/allocations`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
+      const { method, path, body } = next()
+      const response = await fetch(`${url}${path}`, {
+        method,
+        ...(body !== undefined && { headers: { 'content-type': 'application/json' }, body }),
       })
       const text = await response.text()
-      if (response.status !== 201) throw new Error(`POST /allocations answered ${response.status}: ${text}`)
+      if (response.status !== expect) throw new Error(`${method} ${path} answered ${response.status}: ${text}`)
     }
   }
   await Promise.all(Array.from({ length: CONNECTIONS }, connection))
@@ -95,7 +118,11 @@ async function main(): Promise<number> {
   if (storage !== 'postgres' && storage !== 'embedded')
     throw new Error(`--storage is postgres or embedded, not ${storage}`)
   const warmup = Number(args.warmup)
-  const counted = Number(args.allocations)
+  const counted = Number(args.requests)
+  const workloadName = args.workload as keyof typeof WORKLOADS
+  if (!Object.hasOwn(WORKLOADS, workloadName)) {
+    throw new Error(`--workload is ${Object.keys(WORKLOADS).join(' or ')}, not ${workloadName}`)
+  }
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').toLowerCase()
   const results = fileURLToPath(new URL('./results/', import.meta.url))
   await mkdir(results, { recursive: true })
@@ -119,13 +146,12 @@ async function main(): Promise<number> {
       service.url,
       SKUS.flatMap((sku) => batchesOf(sku, LARGE_QTY)),
     )
-    const orderids = { next: 0 }
-    const source = lines()
-    console.log(`${storage}: ${warmup} allocations to warm up, then ${counted} counted`)
-    await allocate(service.url, warmup, orderids, source)
+    const workload = WORKLOADS[workloadName]()
+    console.log(`${workloadName} on ${storage}: ${warmup} requests to warm up, then ${counted} counted`)
+    await drive(service.url, warmup, workload)
     await instrument(service.pid, true, serviceEnv)
     const started = performance.now()
-    await allocate(service.url, counted, orderids, source)
+    await drive(service.url, counted, workload)
     const seconds = (performance.now() - started) / 1000
     await instrument(service.pid, false, serviceEnv)
     const code = await service.stop()
@@ -137,18 +163,19 @@ async function main(): Promise<number> {
       stamp,
       storage,
       warmup,
-      allocations: counted,
+      workload: workloadName,
+      requests: counted,
       instructions,
-      perAllocation: Math.round(instructions / counted),
+      perRequest: Math.round(instructions / counted),
       /** The thread that serves requests; the others compile optimised code and collect garbage. */
-      mainThreadPerAllocation: Math.round(main / counted),
+      mainThreadPerRequest: Math.round(main / counted),
       secondsUnderValgrind: Math.round(seconds * 10) / 10,
       profile,
     }
     await writeFile(join(results, `instructions-${stamp}.json`), `${JSON.stringify(record, null, 2)}\n`)
     console.log(
-      `${record.perAllocation.toLocaleString('en')} instructions per allocation, ` +
-        `${record.mainThreadPerAllocation.toLocaleString('en')} of them on the main thread ` +
+      `${record.perRequest.toLocaleString('en')} instructions per request, ` +
+        `${record.mainThreadPerRequest.toLocaleString('en')} of them on the main thread ` +
         `(${instructions.toLocaleString('en')} over ${counted}); callgrind_annotate ${profile}-01 shows where`,
     )
     return 0
