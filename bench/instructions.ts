@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
 import { createDatabase, defaultPostgresUrl } from './postgres.ts'
 import { addBatches, batchesOf, LARGE_QTY } from './seed.ts'
-import { startService } from './service.ts'
+import { type Service, startService } from './service.ts'
 
 const USAGE = `npm run bench:instructions -- [options]
 
@@ -139,8 +139,9 @@ async function main(): Promise<number> {
     '--separate-threads=yes',
     `--callgrind-out-file=${profile}`,
   ]
-  const service = await startService(env, { wrapper, timeoutMs: 180_000 })
+  let service: Service | undefined
   try {
+    service = await startService(env, { wrapper, timeoutMs: 180_000 })
     if (service.pid === null) throw new Error('The service under valgrind has no pid')
     await addBatches(
       service.url,
@@ -180,7 +181,7 @@ async function main(): Promise<number> {
     )
     return 0
   } finally {
-    await service.stop()
+    await service?.stop()
     await database?.drop()
     if (dataDir) await rm(dataDir, { recursive: true, force: true })
   }
