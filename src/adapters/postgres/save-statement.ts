@@ -65,8 +65,9 @@ type Saved = { saved: boolean; event_ids: Array<number | string> }
  * that never vary, so each is prepared once per connection; arrays keep each part on its index whatever
  * their length. The common change, new lines with their batches and events, leaves out the parts for
  * lines removed or changed and for messages handled: run on empty arrays, they cost the embedded
- * database about 9% of its allocations per second. Each shape is built and compiled once: building it
- * on every save cost the service a tenth of its CPU per allocation.
+ * database about 9% of its allocations per second. Each shape is built and compiled once, and each save
+ * puts its parameters in their places: building and compiling it on every save were a sixth of the
+ * service's instructions per allocation.
  */
 export function save(db: Kysely<Schema>, p: SaveParameters): Promise<Saved[]> {
   const full = p.removed.length > 0 || p.changedOrderids.length > 0 || p.messageIds.length > 0
@@ -75,6 +76,7 @@ export function save(db: Kysely<Schema>, p: SaveParameters): Promise<Saved[]> {
 
 const shape = (full: boolean) =>
   compiledOnce<unknown[], Saved>(PARAMETERS.length, (db, ...values) => {
+    // The values are compiledOnce's stand-ins, one per parameter, in the order of PARAMETERS.
     const p = Object.fromEntries(PARAMETERS.map((name, i) => [name, values[i]])) as SaveParameters
     const parts = full
       ? [version(p), changedBatches(p), removed(p), changedLines(p), added(p), events(p), messages(p)]
