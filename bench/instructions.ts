@@ -35,7 +35,7 @@ const { values: args } = parseArgs({
 const SKUS = Array.from({ length: 100 }, (_, i) => `instructions-sku-${i}`)
 const CONNECTIONS = 10
 
-/** The same lines in every run: a fixed sequence of skus and quantities. */
+/** The same lines in every run: a fixed sequence of skus and quantities (fixed, not finely random). */
 function* lines(): Generator<{ sku: string; qty: number }> {
   let seed = 42
   const next = () => {
@@ -168,7 +168,7 @@ async function main(): Promise<number> {
       requests: counted,
       instructions,
       perRequest: Math.round(instructions / counted),
-      /** The thread that serves requests; the others compile optimised code and collect garbage. */
+      /** The thread that serves requests; the others compile, collect garbage and (embedded) run the database. */
       mainThreadPerRequest: Math.round(main / counted),
       secondsUnderValgrind: Math.round(seconds * 10) / 10,
       profile,
