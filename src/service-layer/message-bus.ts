@@ -63,10 +63,16 @@ export function createMessageBus(
   const clock = deps.clock ?? systemClock
   const metrics = deps.metrics ?? uncountedMetrics
 
-  /** Runs `work` in a fresh unit of work, again on a lost race, and returns what it committed. */
+  /**
+   * Runs `work` in a fresh unit of work, again on a lost race, and returns what it committed. A retry
+   * takes locks, but the first may go without them when the store learned the product as the winner left
+   * it (another process wrote it since this one cached it): then it is one more statement, not a locked
+   * transaction.
+   */
   async function inUnitOfWork<R>(work: (deps: HandlerDeps) => Promise<R>): Promise<[R, StoredEvent[]]> {
+    let contended = false
     for (let attempt = 1; ; attempt++) {
-      const uow: UnitOfWork = await deps.startUnitOfWork({ contended: attempt > 1 })
+      const uow: UnitOfWork = await deps.startUnitOfWork({ contended })
       try {
         const result = await work({ ...deps, clock, uow })
         return [result, uow.collectNewEvents()]
@@ -74,6 +80,7 @@ export function createMessageBus(
         if (!(error instanceof ConcurrencyConflict) || attempt >= maxAttempts) throw error
         metrics.writeConflictRetried()
         logger.debug({ err: error, attempt }, 'transaction lost a race; retrying')
+        contended = attempt > 1 || !error.refreshed
       } finally {
         await uow.close()
       }

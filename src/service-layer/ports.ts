@@ -139,8 +139,18 @@ export class Unavailable extends Error {
 }
 
 /** A write lost a race for its product (version changed, serialisation failure); retrying is safe. */
+/**
+ * A concurrent writer changed the product first. `refreshed`: the store now knows the product as that
+ * writer left it, so a retry without locks can succeed at once.
+ */
 export class ConcurrencyConflict extends Error {
   override readonly name = 'ConcurrencyConflict'
+  readonly refreshed: boolean
+
+  constructor(message: string, options: ErrorOptions & { refreshed?: boolean } = {}) {
+    super(message, options)
+    this.refreshed = options.refreshed ?? false
+  }
 }
 
 export type BatchView = Readonly<{

@@ -45,4 +45,22 @@ describe.each(modes)('allocating from the product this process wrote last (%s)',
       batchref: another,
     })
   })
+
+  it('retries at once, without locking, from the product as another process left it', async (ctx) => {
+    if (!test) return ctx.skip()
+    const other = serviceOn(test.database)
+    const [sku, ref] = [randomSku(), randomBatchref()]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10, eta: null })
+    await service.bus.handle({ type: 'Allocate', orderid: randomOrderid(), sku, qty: 1 })
+    await other.bus.handle({ type: 'Allocate', orderid: randomOrderid(), sku, qty: 2 })
+    const from = test.statements.length
+    expect(await service.bus.handle({ type: 'Allocate', orderid: randomOrderid(), sku, qty: 3 })).toMatchObject({
+      batchref: ref,
+    })
+    const sent = test.statements.slice(from)
+    // The save from the stale entry fails its guard and brings the product back; the second save succeeds.
+    expect(sent.filter((statement) => statement.includes('update products set version_number'))).toHaveLength(2)
+    expect(sent.filter((statement) => /for update|^begin/i.test(statement))).toEqual([])
+    expect((await service.views.batch(ref))?.allocated).toBe(6)
+  })
 })

@@ -320,8 +320,10 @@ export class PgProductStore implements ProductStore {
       throw error
     })
     if (!rows[0]?.saved) {
-      this.#cache.forget(sku)
-      throw new ConcurrencyConflict(`Product ${sku} changed since it was loaded`)
+      const current = rows[0]?.current
+      if (current) this.#cache.set(sku, current)
+      else this.#cache.forget(sku)
+      throw new ConcurrencyConflict(`Product ${sku} changed since it was loaded`, { refreshed: Boolean(current) })
     }
     // Should the transaction around this statement fail to commit, the next save from this entry fails its guard.
     this.#cache.set(sku, {

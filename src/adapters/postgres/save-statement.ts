@@ -1,5 +1,6 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely'
 import { compiledOnce } from './compiled-once.ts'
+import type { CachedProduct } from './product-cache.ts'
 import type { Schema } from './schema.ts'
 
 export type SaveParameters = Readonly<{
@@ -58,7 +59,8 @@ const PARAMETERS = [
   'assumedNew',
 ] as const satisfies ReadonlyArray<keyof SaveParameters>
 
-type Saved = { saved: boolean; event_ids: Array<number | string> }
+/** `current`, only when the guard failed: the product as the statement found it, for the retry. */
+type Saved = { saved: boolean; event_ids: Array<number | string>; current: CachedProduct | null }
 
 /**
  * One statement whatever the change, every part guarded by the version update, in one of two shapes
@@ -83,7 +85,16 @@ const shape = (full: boolean) =>
       : [version(p), changedBatches(p), added(p), events(p)]
     const statement = sql<Saved>`
     with ${sql.join(parts)}
-    select exists (select from version) as saved, array(select id from events order by id) as event_ids`
+    select exists (select from version) as saved, array(select id from events order by id) as event_ids,
+      case when not exists (select from version) then (
+        select json_build_object('versionNumber', p.version_number, 'batches', coalesce((
+          select json_agg(json_build_object(
+            'id', b.id, 'ref', b.ref, 'eta', b.eta, 'purchased', b.purchased, 'allocated', b.allocated
+          ) order by b.id)
+          from batches b where b.sku = p.sku
+        ), '[]'))
+        from products p where p.sku = ${p.sku}
+      ) end as current`
     return { compile: () => statement.compile(db) }
   })
 
