@@ -138,10 +138,10 @@ export class Unavailable extends Error {
   override readonly name = 'Unavailable'
 }
 
-/** A write lost a race for its product (version changed, serialisation failure); retrying is safe. */
 /**
- * A concurrent writer changed the product first. `refreshed`: the store now knows the product as that
- * writer left it, so a retry without locks can succeed at once.
+ * A write lost a race for its product (version changed, serialisation failure); retrying is safe.
+ * `refreshed`: the store now knows the product as the winner left it, so a retry without locks can
+ * succeed at once.
  */
 export class ConcurrencyConflict extends Error {
   override readonly name = 'ConcurrencyConflict'

@@ -1,4 +1,17 @@
+import { sql } from 'kysely'
+
 export type BatchRow = Readonly<{ id: number; ref: string; eta: string | null; purchased: number; allocated: number }>
+
+/**
+ * The batches of the statement's product `p`, in id order, as the cache keeps them: read so by a load and
+ * by a save that fails its guard.
+ */
+export const cachedBatches = sql<BatchRow[]>`(
+  select coalesce(json_agg(json_build_object(
+    'id', b.id, 'ref', b.ref, 'eta', b.eta, 'purchased', b.purchased, 'allocated', b.allocated
+  ) order by b.id), '[]')
+  from batches b where b.sku = p.sku
+)`
 
 /** A product as this process last read or wrote it: its version and its batches. */
 export type CachedProduct = Readonly<{ versionNumber: number; batches: readonly BatchRow[] }>

@@ -5,7 +5,7 @@ import { Batch, type LineState, type LineStatus, Product } from '../../domain/mo
 import { ConcurrencyConflict, type LoadOptions, type StoredEvent, type WaitingPage } from '../../service-layer/ports.ts'
 import type { ProductStore } from '../../service-layer/tracking-repository.ts'
 import { json, type NewBatchesOf } from './new-batches.ts'
-import type { BatchRow, ProductCache } from './product-cache.ts'
+import { type BatchRow, cachedBatches, type ProductCache } from './product-cache.ts'
 import { save } from './save-statement.ts'
 import type { Schema } from './schema.ts'
 
@@ -67,13 +67,7 @@ export class PgProductStore implements ProductStore {
       .selectFrom('products as p')
       .select((eb) => [
         'p.version_number',
-        jsonArrayFrom(
-          eb
-            .selectFrom('batches as b')
-            .select(['b.id', 'b.ref', 'b.eta', 'b.purchased', 'b.allocated'])
-            .whereRef('b.sku', '=', 'p.sku')
-            .orderBy('b.id'),
-        ).as('batches'),
+        cachedBatches.as('batches'),
         jsonArrayFrom(
           eb
             .selectFrom('allocations as a')

@@ -1,6 +1,6 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely'
 import { compiledOnce } from './compiled-once.ts'
-import type { CachedProduct } from './product-cache.ts'
+import { type CachedProduct, cachedBatches } from './product-cache.ts'
 import type { Schema } from './schema.ts'
 
 export type SaveParameters = Readonly<{
@@ -87,12 +87,7 @@ const shape = (full: boolean) =>
     with ${sql.join(parts)}
     select exists (select from version) as saved, array(select id from events order by id) as event_ids,
       case when not exists (select from version) then (
-        select json_build_object('versionNumber', p.version_number, 'batches', coalesce((
-          select json_agg(json_build_object(
-            'id', b.id, 'ref', b.ref, 'eta', b.eta, 'purchased', b.purchased, 'allocated', b.allocated
-          ) order by b.id)
-          from batches b where b.sku = p.sku
-        ), '[]'))
+        select json_build_object('versionNumber', p.version_number, 'batches', ${cachedBatches})
         from products p where p.sku = ${p.sku}
       ) end as current`
     return { compile: () => statement.compile(db) }
