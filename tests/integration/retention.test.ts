@@ -35,7 +35,7 @@ describe.each(modes)('removing delivered events and handled message ids past the
     return test.database.db
   }
 
-  /** Adds `n` batches of a new sku and returns the ids of their events, once all are delivered. */
+  /** Adds `n` batches of a new sku and returns the ids of their `n` events, once all are delivered. */
   async function events(n: number): Promise<number[]> {
     const sku = randomSku()
     for (let i = 0; i < n; i++) {
@@ -46,7 +46,9 @@ describe.each(modes)('removing delivered events and handled message ids past the
       expect(pending.rows[0]?.n).toBe(0)
     })
     const rows = await sql<{ id: string }>`select id from outbox where sku = ${sku} order by id`.execute(db())
-    return rows.rows.map((r) => Number(r.id))
+    const ids = rows.rows.map((r) => Number(r.id))
+    expect(ids).toHaveLength(n)
+    return ids
   }
 
   const age = async (ids: number[], days: number) => {
@@ -61,8 +63,7 @@ describe.each(modes)('removing delivered events and handled message ids past the
 
   it('removes the delivered events older than the retention, page by page, and keeps an undelivered one', async (ctx) => {
     if (!test) return ctx.skip()
-    const [a, b, c, d, e] = await events(5)
-    if (a === undefined || b === undefined || c === undefined) throw new Error('five events expected')
+    const [a, b, c, d, e] = (await events(5)) as [number, number, number, number, number]
     await age([a, b, c], 31)
     // b was never delivered: it stays, however old.
     await sql`insert into pending_deliveries (id, sku, due_at)
@@ -78,8 +79,7 @@ describe.each(modes)('removing delivered events and handled message ids past the
 
   it('stops at the first event within the retention: older ones behind it wait for it to age', async (ctx) => {
     if (!test) return ctx.skip()
-    const [a, b, c] = await events(3)
-    if (a === undefined || b === undefined || c === undefined) throw new Error('three events expected')
+    const [a, b, c] = (await events(3)) as [number, number, number]
     await age([a, c], 31)
     const sweeper = retention(test.database, logger, { days: 30 })
 
@@ -94,8 +94,7 @@ describe.each(modes)('removing delivered events and handled message ids past the
 
   it('answers 410 to a read after an id older than the events kept, and reads the rest as usual', async (ctx) => {
     if (!test) return ctx.skip()
-    const [a, b, c] = await events(3)
-    if (a === undefined || b === undefined || c === undefined) throw new Error('three events expected')
+    const [a, b, c] = (await events(3)) as [number, number, number]
     await age([a, b], 31)
     const oldestKeptAge = async () => {
       const metrics = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
