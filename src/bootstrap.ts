@@ -138,7 +138,11 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
     },
     async migrate() {
       if (!database) return
-      if (overrides.database || !config.databaseUrl) return void (await migrateToLatest(database.db))
+      if (overrides.database || !config.databaseUrl) {
+        // Migrations run in a transaction: on the embedded database, nothing else may run meanwhile.
+        const release = await database.acquireExclusive()
+        return void (await migrateToLatest(database.db).finally(release))
+      }
       // A migration may rewrite a large table: it gets a connection of its own, without the statement timeout.
       const migrating = openDatabase({
         databaseUrl: config.databaseUrl,

@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely'
+import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { coalesce } from '../../service-layer/coalesce.ts'
-import { pgliteThread } from './pglite-thread.ts'
+import { pgliteThread, pipelinedPgliteDialect } from './pglite-thread.ts'
 import { preparingPool } from './prepared-client.ts'
 import type { Schema } from './schema.ts'
 
@@ -29,10 +29,14 @@ export interface Database {
   readonly mode: 'postgres' | 'pglite'
   readonly db: Kysely<Schema>
   /**
-   * Takes the database for one transaction where the driver has a single connection (PGlite), and
-   * resolves at once with a server's pool. Returns the function that gives it back.
+   * A turn for statements outside a transaction; resolves with the function that gives it back. Where the
+   * database has a single connection (PGlite), the statements of concurrent turns go to it in the order
+   * they are made, without waiting for each other's answers, and no turn is granted while a transaction
+   * holds it. Resolves at once with a server's pool.
    */
   acquire(): Promise<() => void>
+  /** The database to itself, for a transaction, where it has a single connection; at once with a server's pool. */
+  acquireExclusive(): Promise<() => void>
   /**
    * Resolves once every commit made before the call is on disk: call it before acting on a commit or a
    * read (answering, publishing). A server's commits already are. The embedded database commits without
@@ -75,13 +79,18 @@ export const FLUSH_STATEMENT = `select case when pg_current_wal_insert_lsn() > p
   then pg_logical_emit_message(false, 'allocation', '', true) end`
 const FLUSH = sql.raw(FLUSH_STATEMENT)
 
+/** Runs `work` in a turn on the database (`Database.acquire`). */
+export async function inTurn<T>(database: Database, work: (db: Kysely<Schema>) => Promise<T>): Promise<T> {
+  const release = await database.acquire()
+  return work(database.db).finally(release)
+}
+
 /**
- * Runs `work` with the database taken, and resolves once every commit before its end is on disk: its
+ * Runs `work` in a turn on the database, and resolves once every commit before its end is on disk: its
  * own, and any of others' it may have read.
  */
 export async function runDurably<T>(database: Database, work: (db: Kysely<Schema>) => Promise<T>): Promise<T> {
-  const release = await database.acquire()
-  const result = await work(database.db).finally(release)
+  const result = await inTurn(database, work)
   await database.durable()
   return result
 }
@@ -128,6 +137,7 @@ export function openDatabase(settings: DatabaseSettings): Database {
       mode: 'postgres',
       db,
       acquire: async () => () => {},
+      acquireExclusive: async () => () => {},
       durable: async () => {},
       poolStats: () => ({
         total: pool.totalCount,
@@ -141,26 +151,27 @@ export function openDatabase(settings: DatabaseSettings): Database {
   mkdirSync(settings.dataDir, { recursive: true })
   const unlock = lockDataDir(settings.dataDir)
   const pglite = pgliteThread({ dataDir: settings.dataDir, postgresqlConf: PGLITE_CONF, initialMemoryBytes: null })
-  const db = new Kysely<Schema>({ dialect: new PGliteDialect({ pglite }), ...(log && { log }) })
-  const mutex = createMutex()
+  const db = new Kysely<Schema>({ dialect: pipelinedPgliteDialect(pglite), ...(log && { log }) })
+  const turns = createTurns()
   let open = true
-  // A flush covers every caller that asked before it took the database (their commits came first), so
-  // callers who ask while it waits for its turn share it, and none waits for one with nothing left to do.
+  // A flush covers every caller that asked before it was sent (their commits came first), so callers who
+  // ask while one is on its way share the next, and none waits for one with nothing left to do.
   const flush = coalesce<null, null, undefined>(
     async (_, callers) => {
       await FLUSH.execute(db)
       return callers.map(() => undefined)
     },
-    { maxGroup: Number.POSITIVE_INFINITY, turn: mutex },
+    { maxGroup: Number.POSITIVE_INFINITY, turn: turns.shared },
   )
   return {
     mode: 'pglite',
     db,
-    acquire: mutex,
+    acquire: turns.shared,
+    acquireExclusive: turns.exclusive,
     durable: () => flush(null, null),
     poolStats: () => null,
     async close() {
-      const release = await mutex()
+      const release = await turns.exclusive()
       try {
         // PostgreSQL's shutdown checkpoint would flush the log too; this does not depend on it.
         if (open) await FLUSH.execute(db)
@@ -202,16 +213,36 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** First come, first served; resolves with the release function. */
-function createMutex(): () => Promise<() => void> {
-  let tail: Promise<void> = Promise.resolve()
-  return () => {
-    let release!: () => void
-    const turn = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    const ready = tail.then(() => release)
-    tail = tail.then(() => turn)
-    return ready
+/**
+ * Shared and exclusive turns, granted in the order asked: a shared turn waits only for an exclusive one
+ * asked before it, an exclusive turn for every turn asked before it. Each resolves with its release.
+ */
+function createTurns(): { shared: () => Promise<() => void>; exclusive: () => Promise<() => void> } {
+  type Asking = Readonly<{ exclusive: boolean; grant: () => void }>
+  const asking: Asking[] = []
+  let shared = 0
+  let exclusive = false
+  const grant = () => {
+    for (let next = asking[0]; next && !exclusive; next = asking[0]) {
+      if (next.exclusive && shared > 0) return
+      if (next.exclusive) exclusive = true
+      else shared += 1
+      asking.shift()
+      next.grant()
+    }
   }
+  const take = (wantsExclusive: boolean) =>
+    new Promise<() => void>((resolve) => {
+      let released = false
+      const release = () => {
+        if (released) return
+        released = true
+        if (wantsExclusive) exclusive = false
+        else shared -= 1
+        grant()
+      }
+      asking.push({ exclusive: wantsExclusive, grant: () => resolve(release) })
+      grant()
+    })
+  return { shared: () => take(false), exclusive: () => take(true) }
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { Worker } from 'node:worker_threads'
-import type { PGliteDialectConfig } from 'kysely'
+import { PGliteAdapter, PGliteDialect, type PGliteDialectConfig } from 'kysely'
 
 type KyselyPglite = Exclude<PGliteDialectConfig['pglite'], (...args: never[]) => unknown>
 
@@ -68,8 +68,10 @@ const asError = (fields: Record<string, unknown>) =>
 
 /**
  * PGlite in a worker thread, behind the interface Kysely's `PGliteDialect` expects. A transaction holds
- * the database until it ends; a query outside one waits for it, as with PGlite itself. The thread keeps
- * the process alive only while a request is in flight.
+ * the database until it ends; a query outside one waits for it, as with PGlite itself, but not for the
+ * answers of the queries sent before it: the thread runs them in the order they came, and has the next
+ * at hand when one ends instead of waiting for the main thread to send it. The thread keeps the process
+ * alive only while a request is in flight.
  */
 export function pgliteThread(options: PgliteWorkerOptions): KyselyPglite {
   const pending = new Map<number, { resolve: (r: QueryResult) => void; reject: (e: Error) => void }>()
@@ -145,7 +147,12 @@ export function pgliteThread(options: PgliteWorkerOptions): KyselyPglite {
       return ready && !closed
     },
     waitReady,
-    query: (sql, params) => exclusive(() => run(sql, params)),
+    query: (sql, params) => {
+      // Wrapped, so that the turn ends once the query is sent rather than when its answer comes.
+      const sent = tail.then(() => ({ answer: run(sql, params) }))
+      tail = sent
+      return sent.then(({ answer }) => answer)
+    },
     transaction: (callback) =>
       exclusive(async () => {
         await send({ op: 'exec', sql: 'BEGIN' })
@@ -174,6 +181,25 @@ export function pgliteThread(options: PgliteWorkerOptions): KyselyPglite {
         await worker?.terminate()
       }),
   }
+}
+
+/**
+ * Kysely's dialect for PGlite, told that the database takes statements from several callers at once, so
+ * that it does not wait for each statement's answer before it passes on the next (as it does for a driver
+ * with a single connection). The database's turns keep a transaction to itself (`Database.acquireExclusive`):
+ * on one connection, every statement sent while it is open would be part of it.
+ */
+export function pipelinedPgliteDialect(pglite: KyselyPglite): PGliteDialect {
+  class PipelinedAdapter extends PGliteAdapter {
+    override get supportsMultipleConnections(): boolean {
+      return true
+    }
+  }
+  return new (class extends PGliteDialect {
+    override createAdapter() {
+      return new PipelinedAdapter()
+    }
+  })({ pglite })
 }
 
 async function initialise(options: PgliteWorkerOptions): Promise<void> {

@@ -41,18 +41,32 @@ class PgUnitOfWork implements UnitOfWork {
     this.products = new TrackingRepository(this.#store)
   }
 
-  /** The database, taken for this unit of work where it has a single connection (PGlite). */
+  /** The database, with a turn on it for this unit of work (`Database.acquire`). */
   async #connection(): Promise<Executor> {
-    this.#acquired ??= this.#database.acquire().then((release) => {
-      this.#release = release
-    })
+    this.#acquired ??= this.#take(() => this.#database.acquire())
     await this.#acquired
     return this.#database.db
   }
 
+  /**
+   * A transaction, with the database to itself where it has a single connection. A turn taken before for
+   * reads is given back first: what they read is checked by the guarded save, as without a transaction.
+   */
   #transaction(): Promise<ControlledTransaction<Schema>> {
-    this.#trx ??= this.#connection().then((db) => db.startTransaction().execute())
+    this.#trx ??= (async () => {
+      if (this.#acquired) {
+        await this.#acquired
+        this.#release()
+      }
+      this.#acquired = this.#take(() => this.#database.acquireExclusive())
+      await this.#acquired
+      return this.#database.db.startTransaction().execute()
+    })()
     return this.#trx
+  }
+
+  async #take(turn: () => Promise<() => void>): Promise<void> {
+    this.#release = await turn()
   }
 
   async claimMessage(messageId: string): Promise<boolean> {
@@ -104,6 +118,8 @@ class PgUnitOfWork implements UnitOfWork {
       const trx = await this.#trx
       if (trx && !trx.isCommitted && !trx.isRolledBack) await trx.rollback().execute()
     } finally {
+      // A turn still on its way is given back once it comes: kept, it would hold off every transaction.
+      await this.#acquired?.catch(() => {})
       this.#release()
     }
     // Whatever the unit of work committed, or read of others' commits, is on disk before it is acted on.
