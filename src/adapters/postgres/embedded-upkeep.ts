@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { type PeriodicSweep, periodicSweep } from '../../service-layer/periodic-sweep.ts'
 import type { Logger } from '../../service-layer/ports.ts'
-import type { Database } from './database.ts'
+import { type Database, inTurn } from './database.ts'
 
 type Due = Readonly<{ schema: string; table: string; vacuum: boolean; analyze: boolean }>
 
@@ -13,7 +13,7 @@ type Due = Readonly<{ schema: string; table: string; vacuum: boolean; analyze: b
  * wraparound; at 1,000 writes a second that is under a month). Each sweep picks the tables autovacuum
  * would pick, by PostgreSQL's own settings (dead rows, rows inserted, rows changed since the last
  * ANALYZE, age of the oldest unfrozen transaction id, catalogs included), and vacuums or analyzes them
- * one at a time with the database taken: a pause in proportion to what changed since the last sweep,
+ * one at a time, each in one statement the database thread runs while the others wait: a pause in proportion to what changed since the last sweep,
  * since VACUUM skips the pages its visibility map marks as unchanged.
  */
 export function embeddedUpkeep(
@@ -21,11 +21,8 @@ export function embeddedUpkeep(
   logger: Logger,
   options: Readonly<{ intervalMs?: number; freezeMaxAge?: number }> = {},
 ): PeriodicSweep {
-  const { db } = database
-
   async function dueTables(): Promise<Due[]> {
-    const release = await database.acquire()
-    try {
+    return inTurn(database, async (db) => {
       // Statistics reach the views when the process flushes them, at most once a second otherwise.
       await sql`select pg_stat_force_next_flush()`.execute(db)
       const { rows } = await sql<Due>`
@@ -52,9 +49,7 @@ export function embeddedUpkeep(
         where c.relkind in ('r', 'm') and c.relpersistence = 'p'
         order by n.nspname, c.relname`.execute(db)
       return rows.filter((r) => r.vacuum || r.analyze)
-    } finally {
-      release()
-    }
+    })
   }
 
   async function sweep(stopped: () => boolean): Promise<number> {
@@ -64,12 +59,7 @@ export function embeddedUpkeep(
       const name = sql`${sql.id(schema, table)}`
       const statement = vacuum ? (analyze ? sql`vacuum (analyze) ${name}` : sql`vacuum ${name}`) : sql`analyze ${name}`
       const started = performance.now()
-      const release = await database.acquire()
-      try {
-        await statement.execute(db)
-      } finally {
-        release()
-      }
+      await inTurn(database, (db) => statement.execute(db))
       const ms = Math.round(performance.now() - started)
       logger.info({ table: `${schema}.${table}`, vacuum, analyze, ms }, 'embedded database upkeep')
       done += 1

@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import type { ExpiredHolds } from '../../service-layer/ports.ts'
-import type { Database } from './database.ts'
+import { type Database, inTurn } from './database.ts'
 
 /**
  * Reads the partial index of holds by expiry: the cost is the holds due, never the table. The state is
@@ -14,18 +14,15 @@ export class PgExpiredHolds implements ExpiredHolds {
   }
 
   async due(now: number, limit: number): Promise<Array<{ orderid: string; sku: string }>> {
-    const release = await this.#database.acquire()
-    try {
-      return await this.#database.db
+    return inTurn(this.#database, (db) =>
+      db
         .selectFrom('allocations')
         .select(['orderid', 'sku'])
         .where('status', '=', sql.lit('held'))
         .where('expires_at', '<=', sql<Date>`to_timestamp(${now / 1000})`)
         .orderBy('expires_at')
         .limit(limit)
-        .execute()
-    } finally {
-      release()
-    }
+        .execute(),
+    )
   }
 }

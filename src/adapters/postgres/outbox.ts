@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import type { DomainEvent } from '../../domain/events.ts'
 import { coalesce } from '../../service-layer/coalesce.ts'
 import type { Outbox, StoredEvent } from '../../service-layer/ports.ts'
-import { type Database, runDurably } from './database.ts'
+import { type Database, inTurn, runDurably } from './database.ts'
 
 export function toStoredEvent(row: { id: number; payload: unknown }): StoredEvent {
   return { id: row.id, event: row.payload as DomainEvent }
@@ -17,16 +17,10 @@ export class PgOutbox implements Outbox {
    */
   readonly #mark = coalesce<null, number, undefined>(
     async (_, ids) => {
-      const release = await this.#database.acquire()
-      try {
-        await this.#database.db
-          .deleteFrom('pending_deliveries')
-          .where('id', '=', sql<number>`any(${ids}::bigint[])`)
-          .execute()
-        return ids.map(() => undefined)
-      } finally {
-        release()
-      }
+      await inTurn(this.#database, (db) =>
+        db.deleteFrom('pending_deliveries').where('id', '=', sql<number>`any(${ids}::bigint[])`).execute(),
+      )
+      return ids.map(() => undefined)
     },
     { maxGroup: 1000, lingerMs: 10 },
   )
