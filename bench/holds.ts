@@ -12,6 +12,10 @@ const LEAD_S = 2
  * spread over the run (target 5: no more than 20% slower than without). The holds are written by SQL
  * (as the service would have: held lines on the warehouse batch, its allocated qty raised, the
  * product's version bumped); the service's own sweep releases them.
+ *
+ * "Without" is measured on the same service just before and just after (`holds-before`, `holds-after`),
+ * and the target compares with their mean: this machine's speed drifts within a run by up to 2x over
+ * minutes, so the uniform run at the start is no yardstick for a run several minutes later.
  */
 export async function holds(
   service: Service,
@@ -27,10 +31,11 @@ export async function holds(
   )
   const rate = settings.holdExpiryPerSecond
   const count = Math.round(rate * (settings.durationS + LEAD_S))
+  await measure('holds-before', 10, skus)
   const seeded = await seedHolds(databaseUrl, holdSkus, count, rate)
   progress(`seeded ${count} holds expiring at ${rate}/s from ${LEAD_S} s on`)
   await new Promise((resolve) => setTimeout(resolve, LEAD_S * 1000))
-  return measure('holds', 10, skus, {
+  const during = await measure('holds', 10, skus, {
     details: { holdsSeeded: count, holdsPerSecond: rate },
     after: async () => {
       const [row = {}] = await query(
@@ -51,6 +56,21 @@ export async function holds(
       }
     },
   })
+  // The last holds are released before the run without them starts again.
+  for (let waited = 0; waited < 10_000 && (await stillHeld(databaseUrl, holdSkus)) > 0; waited += 200) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  await measure('holds-after', 10, skus)
+  return during
+}
+
+async function stillHeld(databaseUrl: string, skus: readonly string[]): Promise<number> {
+  const [row = {}] = await query(
+    databaseUrl,
+    `SELECT count(*)::int AS held FROM allocations WHERE sku = ANY($1) AND status = 'held'`,
+    [skus],
+  )
+  return Number(row.held)
 }
 
 async function seedHolds(databaseUrl: string, skus: readonly string[], count: number, rate: number) {

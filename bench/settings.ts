@@ -25,6 +25,9 @@ export type RunName =
   | 'reads-order'
   | 'reads-product-wrk'
   | 'reads-order-wrk'
+  /** The holds run's yardstick: the same allocations on the same service just before and after it. */
+  | 'holds-before'
+  | 'holds-after'
 
 export type Settings = Readonly<{
   stamp: string
