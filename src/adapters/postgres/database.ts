@@ -6,6 +6,7 @@ import { coalesce } from '../../service-layer/coalesce.ts'
 import { pgliteThread, pipelinedPgliteDialect } from './pglite-thread.ts'
 import { preparingPool } from './prepared-client.ts'
 import type { Schema } from './schema.ts'
+import { typeParser } from './type-parsers.ts'
 
 export type DatabaseSettings = Readonly<{
   /** PostgreSQL server; without it the embedded PGlite under `dataDir` is used. */
@@ -97,10 +98,6 @@ export async function runDurably<T>(database: Database, work: (db: Kysely<Schema
 
 export type PoolStats = Readonly<{ total: number; idle: number; waiting: number; max: number }>
 
-const INT8 = 20
-const DATE = 1082
-const asText = (value: string) => value
-
 export function openDatabase(settings: DatabaseSettings): Database {
   const log = settings.onQuery
     ? (event: { level: string; query: { sql: string } }) => settings.onQuery?.(event.query.sql)
@@ -114,14 +111,7 @@ export function openDatabase(settings: DatabaseSettings): Database {
       // A server that stops answering without closing the connection is noticed by the client too.
       ...(statementTimeout > 0 && { statement_timeout: statementTimeout, query_timeout: statementTimeout + 1000 }),
       keepAlive: true,
-      types: {
-        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-          oid === INT8
-            ? Number
-            : oid === DATE
-              ? asText
-              : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
-      },
+      types: { getTypeParser: typeParser },
     })
     // The pool listens to idle connections only; a connection in use that breaks would emit 'error' with
     // no listener and end the process. Each connection gets a listener for its whole life instead.

@@ -6,6 +6,15 @@ import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { Worker } from 'node:worker_threads'
 import { PGliteAdapter, PGliteDialect, type PGliteDialectConfig } from 'kysely'
+import type {
+  CommandCompleteMessage,
+  DatabaseError,
+  DataRowMessage,
+  Field,
+  RowDescriptionMessage,
+} from 'pg-protocol/dist/messages.js'
+import { Parser } from 'pg-protocol/dist/parser.js'
+import { typeParser } from './type-parsers.ts'
 
 type KyselyPglite = Exclude<PGliteDialectConfig['pglite'], (...args: never[]) => unknown>
 
@@ -26,6 +35,8 @@ type QueryResult = Readonly<{ rows: unknown[]; affectedRows: number | null; comm
 
 export type PgliteResponse =
   | Readonly<{ id: number; result: QueryResult }>
+  /** PostgreSQL's answer as it wrote it (its wire protocol), read here rather than in the database thread. */
+  | Readonly<{ id: number; messages: Uint8Array }>
   | Readonly<{ id: number; error: Record<string, unknown> }>
 
 type ThreadMessage = Readonly<{ ready: true } | { failed: Record<string, unknown> }>
@@ -108,7 +119,13 @@ export function pgliteThread(options: PgliteWorkerOptions): KyselyPglite {
       pending.delete(response.id)
       if (pending.size === 0) worker.unref()
       if ('error' in response) waiting?.reject(asError(response.error))
-      else waiting?.resolve(response.result)
+      else if ('messages' in response) {
+        try {
+          waiting?.resolve(readResult(response.messages))
+        } catch (error) {
+          waiting?.reject(error as Error)
+        }
+      } else waiting?.resolve(response.result)
     })
     worker.on('error', fail)
     worker.on('exit', (code) => fail(new Error(`The embedded database thread exited (code ${code})`)))
@@ -182,6 +199,56 @@ export function pgliteThread(options: PgliteWorkerOptions): KyselyPglite {
       }),
   }
 }
+
+/**
+ * Reads PostgreSQL's answer to one statement: its rows, with the parsers a server's rows get
+ * (`typeParser`), and the rows it changed, as PGlite counts them. Done here, on the main thread, which
+ * has time to spare, rather than in the database thread, which the embedded service waits on.
+ */
+function readResult(messages: Uint8Array): QueryResult {
+  let fields: Field[] = []
+  let parsers: Array<(value: string) => unknown> = []
+  const rows: Record<string, unknown>[] = []
+  let affectedRows = 0
+  let command: string | null = null
+  let failure: DatabaseError | null = null
+  new Parser().parse(Buffer.from(messages.buffer, messages.byteOffset, messages.byteLength), (message) => {
+    switch (message.name) {
+      case 'rowDescription':
+        fields = (message as RowDescriptionMessage).fields
+        parsers = fields.map((field) => typeParser(field.dataTypeID, 'text') as (value: string) => unknown)
+        break
+      case 'dataRow': {
+        const values = (message as DataRowMessage).fields
+        const row: Record<string, unknown> = {}
+        for (const [i, field] of fields.entries()) {
+          const value = values[i]
+          row[field.name] = value === null || value === undefined ? null : (parsers[i]?.(value) ?? value)
+        }
+        rows.push(row)
+        break
+      }
+      case 'commandComplete': {
+        const words = (message as CommandCompleteMessage).text.split(' ')
+        command = words[0] ?? null
+        if (command && CHANGING.has(command)) affectedRows += Number(words.at(-1))
+        break
+      }
+      case 'error':
+        failure ??= message as DatabaseError
+        break
+    }
+  })
+  if (failure) {
+    const error: DatabaseError = failure
+    const fields = Object.entries(error).filter(([, v]) => typeof v === 'string' || typeof v === 'number')
+    throw asError({ ...Object.fromEntries(fields), message: error.message })
+  }
+  return { rows, affectedRows, command }
+}
+
+/** The commands whose tag counts the rows they changed. */
+const CHANGING = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE', 'COPY'])
 
 /**
  * Kysely's dialect for PGlite, told that the database takes statements from several callers at once, so

@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads'
-import { PGlite, parse, protocol, types } from '@electric-sql/pglite'
+import { PGlite, parse, protocol } from '@electric-sql/pglite'
 import { pgliteSettings } from './pglite-settings.ts'
 import type { PgliteRequest, PgliteResponse, PgliteWorkerOptions } from './pglite-thread.ts'
 
@@ -12,12 +12,12 @@ const options = workerData as PgliteWorkerOptions
 const port = parentPort
 if (!port) throw new Error('pglite-worker.ts runs as a worker thread')
 
-const asText = (value: string) => value
-const pglite = new PGlite({ ...pgliteSettings(options), parsers: { [types.INT8]: Number, [types.DATE]: asText } })
+// Rows are read by the main thread (`pglite-thread.ts`), with the parsers of a server's.
+const pglite = new PGlite(pgliteSettings(options))
 
 /** Statements with parameters, parsed and planned once: their name and their parameters' types. */
 const prepared = new Map<string, Readonly<{ name: string; types: number[] }>>()
-/** Statement shapes that vary without bound (multi-row inserts) run unnamed past this many. */
+/** Statement shapes that vary without bound (multi-row inserts) are not kept past this many. */
 const MAX_PREPARED = 1_000
 
 const concat = (parts: Uint8Array[]) => {
@@ -30,32 +30,34 @@ const concat = (parts: Uint8Array[]) => {
   return out
 }
 
-async function prepare(text: string) {
-  const name = `s${prepared.size + 1}`
+/** Parses and describes a statement: named and kept, or unnamed (kept only until the next). */
+async function prepare(text: string, keep: boolean) {
+  const name = keep ? `s${prepared.size + 1}` : ''
   const { serialize } = protocol
   const { messages } = await pglite.execProtocol(
     concat([serialize.parse({ name, text }), serialize.describe({ type: 'S', name }), serialize.sync()]),
     { syncToFs: false },
   )
   const statement = { name, types: parse.parseDescribeStatementResults(messages) }
-  prepared.set(text, statement)
+  if (keep) prepared.set(text, statement)
   return statement
 }
 
-/** Bind, describe, execute and sync in one call into PostgreSQL, on a statement planned once. */
-async function query(text: string, params: readonly unknown[]) {
-  if (params.length === 0 || (!prepared.has(text) && prepared.size >= MAX_PREPARED)) {
-    const { rows, affectedRows } = await pglite.query(text, [...params], { rowMode: 'object' })
-    return { rows, affectedRows: affectedRows ?? null }
-  }
-  const statement = prepared.get(text) ?? (await prepare(text))
+/**
+ * Runs a statement and answers PostgreSQL's own messages, which the main thread reads: a statement with
+ * parameters bound to its plan made once (bind, describe, execute and sync in one call into PostgreSQL),
+ * one without in the simple protocol.
+ */
+async function query(text: string, params: readonly unknown[]): Promise<Uint8Array> {
+  const { serialize } = protocol
+  if (params.length === 0) return answer(serialize.query(text))
+  const statement = prepared.get(text) ?? (await prepare(text, prepared.size < MAX_PREPARED))
   const values = params.map((value, i) => {
     if (value === null || value === undefined) return null
     const serializer = pglite.serializers[statement.types[i] ?? 0]
     return serializer ? serializer(value) : String(value)
   })
-  const { serialize } = protocol
-  const { messages } = await pglite.execProtocol(
+  return answer(
     concat([
       serialize.bind({ statement: statement.name, values }),
       serialize.describe({ type: 'P' }),
@@ -63,8 +65,17 @@ async function query(text: string, params: readonly unknown[]) {
       serialize.sync(),
     ]),
   )
-  const [result] = parse.parseResults(messages, pglite.parsers, { rowMode: 'object' })
-  return { rows: result?.rows ?? [], affectedRows: result?.affectedRows ?? null }
+}
+
+/**
+ * PostgreSQL's answer to `message`, in memory of its own. PGlite's `execProtocolRaw` would also parse it
+ * here, and keep every message it parsed for as long as the thread lives.
+ */
+async function answer(message: Uint8Array): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  // What PGlite hands over is a view of memory it writes again: copied at once.
+  await pglite.execProtocolRawStream(message, { onRawData: (data) => chunks.push(data.slice()) })
+  return chunks.length === 1 ? (chunks[0] as Uint8Array) : concat(chunks)
 }
 
 /** The error's fields that callers read (`code`, `constraint`, `detail`...), as plain data. */
@@ -74,21 +85,23 @@ function describeError(error: unknown) {
   return { ...Object.fromEntries(fields), message: error.message, name: error.name }
 }
 
-async function handle(request: PgliteRequest): Promise<PgliteResponse> {
+/** The answer to a request, and the memory it hands over to the main thread rather than copy. */
+async function handle(request: PgliteRequest): Promise<[PgliteResponse, ArrayBuffer[]]> {
   try {
     if (request.op === 'close') {
       await pglite.close()
-      return { id: request.id, result: { rows: [], affectedRows: null } }
+      return [{ id: request.id, result: { rows: [], affectedRows: null } }, []]
     }
     if (request.op === 'exec') {
       const results = await pglite.exec(request.sql)
       // A COMMIT of a failed transaction answers ROLLBACK.
       const tag = (results.at(-1) as { command?: string } | undefined)?.command ?? null
-      return { id: request.id, result: { rows: [], affectedRows: null, command: tag } }
+      return [{ id: request.id, result: { rows: [], affectedRows: null, command: tag } }, []]
     }
-    return { id: request.id, result: await query(request.sql, request.params) }
+    const messages = await query(request.sql, request.params)
+    return [{ id: request.id, messages }, [messages.buffer as ArrayBuffer]]
   } catch (error) {
-    return { id: request.id, error: describeError(error) }
+    return [{ id: request.id, error: describeError(error) }, []]
   }
 }
 
@@ -98,7 +111,8 @@ let queue: Promise<unknown> = pglite.waitReady.then(
 )
 port.on('message', (request: PgliteRequest) => {
   queue = queue.then(async () => {
-    port.postMessage(await handle(request))
+    const [response, transfer] = await handle(request)
+    port.postMessage(response, transfer)
     if (request.op === 'close') port.close()
   })
 })
