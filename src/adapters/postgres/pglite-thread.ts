@@ -240,9 +240,10 @@ function readResult(messages: Uint8Array): QueryResult {
     }
   })
   if (failure) {
+    // PostgreSQL's fields (`code`, `constraint`, `detail`...), as the database thread passed on its errors.
     const error: DatabaseError = failure
-    const fields = Object.entries(error).filter(([, v]) => typeof v === 'string' || typeof v === 'number')
-    throw asError({ ...Object.fromEntries(fields), message: error.message })
+    const said = Object.entries(error).filter(([, v]) => typeof v === 'string' || typeof v === 'number')
+    throw asError({ ...Object.fromEntries(said), message: error.message })
   }
   return { rows, affectedRows, command }
 }
