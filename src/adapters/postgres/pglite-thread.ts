@@ -10,10 +10,10 @@ import type {
   CommandCompleteMessage,
   DatabaseError,
   DataRowMessage,
-  Field,
   RowDescriptionMessage,
 } from 'pg-protocol/dist/messages.js'
 import { Parser } from 'pg-protocol/dist/parser.js'
+import { errorFields } from './error-fields.ts'
 import { typeParser } from './type-parsers.ts'
 
 type KyselyPglite = Exclude<PGliteDialectConfig['pglite'], (...args: never[]) => unknown>
@@ -206,8 +206,7 @@ export function pgliteThread(options: PgliteWorkerOptions): KyselyPglite {
  * has time to spare, rather than in the database thread, which the embedded service waits on.
  */
 function readResult(messages: Uint8Array): QueryResult {
-  let fields: Field[] = []
-  let parsers: Array<(value: string) => unknown> = []
+  let columns: Array<Readonly<{ name: string; parse: (value: string) => unknown }>> = []
   const rows: Record<string, unknown>[] = []
   let affectedRows = 0
   let command: string | null = null
@@ -215,15 +214,17 @@ function readResult(messages: Uint8Array): QueryResult {
   new Parser().parse(Buffer.from(messages.buffer, messages.byteOffset, messages.byteLength), (message) => {
     switch (message.name) {
       case 'rowDescription':
-        fields = (message as RowDescriptionMessage).fields
-        parsers = fields.map((field) => typeParser(field.dataTypeID, 'text') as (value: string) => unknown)
+        columns = (message as RowDescriptionMessage).fields.map(({ name, dataTypeID }) => ({
+          name,
+          parse: typeParser(dataTypeID, 'text') as (value: string) => unknown,
+        }))
         break
       case 'dataRow': {
         const values = (message as DataRowMessage).fields
         const row: Record<string, unknown> = {}
-        for (const [i, field] of fields.entries()) {
+        for (const [i, { name, parse }] of columns.entries()) {
           const value = values[i]
-          row[field.name] = value === null || value === undefined ? null : (parsers[i]?.(value) ?? value)
+          row[name] = value === null || value === undefined ? null : parse(value)
         }
         rows.push(row)
         break
@@ -240,10 +241,8 @@ function readResult(messages: Uint8Array): QueryResult {
     }
   })
   if (failure) {
-    // PostgreSQL's fields (`code`, `constraint`, `detail`...), as the database thread passed on its errors.
     const error: DatabaseError = failure
-    const said = Object.entries(error).filter(([, v]) => typeof v === 'string' || typeof v === 'number')
-    throw asError({ ...Object.fromEntries(said), message: error.message })
+    throw asError({ ...errorFields(error), message: error.message })
   }
   return { rows, affectedRows, command }
 }

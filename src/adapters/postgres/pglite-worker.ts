@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { PGlite, parse, protocol } from '@electric-sql/pglite'
+import { errorFields } from './error-fields.ts'
 import { pgliteSettings } from './pglite-settings.ts'
 import type { PgliteRequest, PgliteResponse, PgliteWorkerOptions } from './pglite-thread.ts'
 
@@ -81,8 +82,7 @@ async function answer(message: Uint8Array): Promise<Uint8Array> {
 /** The error's fields that callers read (`code`, `constraint`, `detail`...), as plain data. */
 function describeError(error: unknown) {
   if (!(error instanceof Error)) return { message: String(error) }
-  const fields = Object.entries(error).filter(([, v]) => typeof v === 'string' || typeof v === 'number')
-  return { ...Object.fromEntries(fields), message: error.message, name: error.name }
+  return { ...errorFields(error), message: error.message, name: error.name }
 }
 
 /** The answer to a request, and the memory it hands over to the main thread rather than copy. */
