@@ -46,10 +46,13 @@ export type ChangeBatch = Readonly<{
 }>
 
 /**
- * Sent by the hold sweep for the holds of one sku found past their expiry; the product checks again
- * that each is still there and past its expiry.
+ * Sent by the hold sweep for holds found past their expiry, grouped by sku; each product checks again
+ * that each of its holds is still there and past its expiry.
  */
-export type ReleaseExpiredHolds = Readonly<{ type: 'ReleaseExpiredHolds'; sku: string; orderids: readonly string[] }>
+export type ReleaseExpiredHolds = Readonly<{ type: 'ReleaseExpiredHolds'; holds: readonly ExpiredHoldsOf[] }>
+
+/** The orders whose holds of `sku` were found past their expiry. */
+export type ExpiredHoldsOf = Readonly<{ sku: string; orderids: readonly string[] }>
 
 export type Command =
   | CreateBatch

@@ -217,12 +217,14 @@ export async function releaseExpiredHolds(
   command: ReleaseExpiredHolds,
   { uow, clock }: HandlerDeps,
 ): Promise<CommandResults['ReleaseExpiredHolds']> {
-  const { sku, orderids } = command
-  const product = await uow.products.get(sku, { orderids })
-  if (!product) return { released: 0 }
+  const orderidsOf = new Map(command.holds.map(({ sku, orderids }) => [sku, orderids]))
+  const products = await uow.products.getWithLines(orderidsOf)
   const now = clock.now()
-  const released = orderids.filter((orderid) => product.releaseExpiredHold(orderid, now)).length
-  await fillBackorders(product, uow)
+  let released = 0
+  for (const [sku, product] of products) {
+    released += (orderidsOf.get(sku) ?? []).filter((orderid) => product.releaseExpiredHold(orderid, now)).length
+    await fillBackorders(product, uow)
+  }
   await uow.commit()
   return { released }
 }

@@ -32,6 +32,11 @@ export interface ProductRepository {
    * those of its batches that are among `refs`, which is all that adding a batch needs to read.
    */
   getMany(skus: readonly string[], refs: readonly string[]): Promise<Map<string, Product>>
+  /**
+   * The existing products of the skus of `orderidsOf`, each as `get` gives it with the orderids listed for
+   * its sku (its lines of those orders, where they exist), all read at once.
+   */
+  getWithLines(orderidsOf: ReadonlyMap<string, readonly string[]>): Promise<Map<string, Product>>
   /** The sku of batch `ref`, whichever product it belongs to. */
   skuOfBatch(ref: string): Promise<string | undefined>
   /** The sku of each batch of `refs` that exists. */

@@ -5,6 +5,7 @@ import type { LoadOptions, ProductRepository, WaitingPage } from './ports.ts'
 export interface ProductStore {
   load(sku: string, load: LoadOptions): Promise<Product | undefined>
   loadMany(skus: readonly string[], refs: readonly string[]): Promise<Product[]>
+  loadWithLines(orderidsOf: ReadonlyMap<string, readonly string[]>): Promise<Product[]>
   skuOfBatch(ref: string): Promise<string | undefined>
   skusOfBatches(refs: readonly string[]): Promise<Map<string, string>>
   loadWaiting(product: Product, page: WaitingPage): Promise<number | null>
@@ -25,9 +26,22 @@ export class TrackingRepository implements ProductRepository {
     return product
   }
 
-  async getMany(skus: readonly string[], refs: readonly string[]): Promise<Map<string, Product>> {
+  getMany(skus: readonly string[], refs: readonly string[]): Promise<Map<string, Product>> {
+    return this.#getAll(skus, (unseen) => this.#store.loadMany(unseen, refs))
+  }
+
+  getWithLines(orderidsOf: ReadonlyMap<string, readonly string[]>): Promise<Map<string, Product>> {
+    return this.#getAll([...orderidsOf.keys()], (unseen) =>
+      this.#store.loadWithLines(new Map(unseen.map((sku) => [sku, orderidsOf.get(sku) ?? []]))),
+    )
+  }
+
+  async #getAll(
+    skus: readonly string[],
+    load: (unseen: string[]) => Promise<Product[]>,
+  ): Promise<Map<string, Product>> {
     const unseen = skus.filter((sku) => !this.seen.has(sku))
-    for (const product of unseen.length > 0 ? await this.#store.loadMany(unseen, refs) : []) {
+    for (const product of unseen.length > 0 ? await load(unseen) : []) {
       this.seen.set(product.sku, product)
     }
     return new Map(skus.flatMap((sku) => (this.seen.has(sku) ? [[sku, this.seen.get(sku) as Product]] : [])))

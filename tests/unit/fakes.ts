@@ -118,6 +118,11 @@ class FakeProductStore implements ProductStore {
     return products.filter((p) => p !== undefined)
   }
 
+  async loadWithLines(orderidsOf: ReadonlyMap<string, readonly string[]>): Promise<Product[]> {
+    const products = await Promise.all([...orderidsOf].map(([sku, orderids]) => this.load(sku, { orderids })))
+    return products.filter((p) => p !== undefined)
+  }
+
   async skusOfBatches(refs: readonly string[]): Promise<Map<string, string>> {
     await Promise.resolve()
     const owners = new Map<string, string>()

@@ -21,7 +21,8 @@ describe('hold expiry', () => {
     const logger = new FakeLogger()
     let databaseHiccup = true
     const flaky = async (command: ReleaseExpiredHolds, deps: HandlerDeps) => {
-      if (command.orderids.includes('unlucky') && databaseHiccup) throw new Error('connection reset')
+      if (command.holds.some((h) => h.orderids.includes('unlucky')) && databaseHiccup)
+        throw new Error('connection reset')
       return commandHandlers.ReleaseExpiredHolds(command, deps)
     }
     const bus = createMessageBus(
@@ -51,32 +52,75 @@ describe('hold expiry', () => {
     expect(storage.batches.get('b1')?.allocated).toBe(0)
   })
 
-  it('releases the expired holds of one sku together: one unit of work per sku, whatever the count', async () => {
+  it.each([
+    { skusPerRelease: undefined, units: 1 },
+    { skusPerRelease: 1, units: 2 },
+  ])(
+    'releases the expired holds of several skus together: $units unit(s) of work with skusPerRelease $skusPerRelease, whatever the count of holds',
+    async ({ skusPerRelease, units }) => {
+      const storage = new FakeStorage()
+      const clock = new FakeClock()
+      const logger = new FakeLogger()
+      const bus = createMessageBus({
+        startUnitOfWork: async () => new FakeUnitOfWork(storage),
+        outbox: new FakeOutbox(storage),
+        notifications: new FakeNotifications(),
+        publisher: new FakePublisher(),
+        logger,
+        clock,
+      })
+      const expiredHolds = new FakeExpiredHolds(storage)
+      const expiry = createHoldExpiry({ bus, expiredHolds, clock, logger, skusPerRelease })
+      for (const sku of ['LAMP', 'SOFA'])
+        await bus.handle({ type: 'CreateBatch', ref: `${sku}-1`, sku, qty: 10, eta: null })
+      for (let i = 0; i < 5; i++)
+        await bus.handle({ type: 'Allocate', orderid: `l${i}`, sku: 'LAMP', qty: 1, holdSeconds: 10 })
+      for (let i = 0; i < 2; i++)
+        await bus.handle({ type: 'Allocate', orderid: `s${i}`, sku: 'SOFA', qty: 1, holdSeconds: 10 })
+      await bus.handle({ type: 'Allocate', orderid: 'l0', sku: 'LAMP', qty: 1 })
+      clock.advance(10)
+      const commits = storage.commits
+
+      expect(await expiry.sweep()).toBe(6)
+      expect(storage.commits - commits).toBe(units)
+      expect(storage.allocations.map((a) => [a.orderid, a.status])).toEqual([['l0', 'allocated']])
+      expect(storage.batches.get('LAMP-1')?.allocated).toBe(1)
+      expect(storage.batches.get('SOFA-1')?.allocated).toBe(0)
+    },
+  )
+
+  it('releases the other skus when one sku of a group cannot be released, and that one at the next sweep', async () => {
     const storage = new FakeStorage()
     const clock = new FakeClock()
     const logger = new FakeLogger()
-    const bus = createMessageBus({
-      startUnitOfWork: async () => new FakeUnitOfWork(storage),
-      outbox: new FakeOutbox(storage),
-      notifications: new FakeNotifications(),
-      publisher: new FakePublisher(),
-      logger,
-      clock,
-    })
+    let databaseHiccup = true
+    const flaky = async (command: ReleaseExpiredHolds, deps: HandlerDeps) => {
+      if (command.holds.some((h) => h.sku === 'SOFA') && databaseHiccup) throw new Error('connection reset')
+      return commandHandlers.ReleaseExpiredHolds(command, deps)
+    }
+    const bus = createMessageBus(
+      {
+        startUnitOfWork: async () => new FakeUnitOfWork(storage),
+        outbox: new FakeOutbox(storage),
+        notifications: new FakeNotifications(),
+        publisher: new FakePublisher(),
+        logger,
+        clock,
+      },
+      { commands: { ...commandHandlers, ReleaseExpiredHolds: flaky }, events: eventHandlers },
+    )
     const expiry = createHoldExpiry({ bus, expiredHolds: new FakeExpiredHolds(storage), clock, logger })
-    for (const sku of ['LAMP', 'SOFA'])
+    for (const sku of ['LAMP', 'SOFA', 'DESK']) {
       await bus.handle({ type: 'CreateBatch', ref: `${sku}-1`, sku, qty: 10, eta: null })
-    for (let i = 0; i < 5; i++)
-      await bus.handle({ type: 'Allocate', orderid: `l${i}`, sku: 'LAMP', qty: 1, holdSeconds: 10 })
-    for (let i = 0; i < 2; i++)
-      await bus.handle({ type: 'Allocate', orderid: `s${i}`, sku: 'SOFA', qty: 1, holdSeconds: 10 })
-    await bus.handle({ type: 'Allocate', orderid: 'l0', sku: 'LAMP', qty: 1 })
+      await bus.handle({ type: 'Allocate', orderid: `o-${sku}`, sku, qty: 1, holdSeconds: 10 })
+    }
     clock.advance(10)
-    const commits = storage.commits
 
-    expect(await expiry.sweep()).toBe(6)
-    expect(storage.commits - commits).toBe(2)
-    expect(storage.allocations.map((a) => [a.orderid, a.status])).toEqual([['l0', 'allocated']])
-    expect(storage.batches.get('LAMP-1')?.allocated).toBe(1)
+    expect(await expiry.sweep()).toBe(2)
+    expect(storage.allocations.map((a) => a.orderid)).toEqual(['o-SOFA'])
+    expect(logger.errors.map((e) => e.msg)).toEqual(['releasing an expired hold failed; will retry'])
+    databaseHiccup = false
+    expect(await expiry.sweep()).toBe(1)
+    expect(storage.allocations).toEqual([])
   })
 })

@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely'
+import { type Kysely, type RawBuilder, sql } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import type { DomainEvent } from '../../domain/events.ts'
 import { Batch, type LineState, type LineStatus, Product } from '../../domain/model.ts'
@@ -63,37 +63,33 @@ export class PgProductStore implements ProductStore {
       const locked = await db.selectFrom('products').select('sku').where('sku', '=', sku).forUpdate().executeTakeFirst()
       if (!locked) return undefined
     }
-    const row = await db
-      .selectFrom('products as p')
-      .select((eb) => [
-        'p.version_number',
-        cachedBatches.as('batches'),
-        jsonArrayFrom(
-          eb
-            .selectFrom('allocations as a')
-            .leftJoin('batches as b', 'b.id', 'a.batch_id')
-            .select(['a.id', 'a.orderid', 'a.qty', 'a.status', 'b.ref', expiresMs])
-            .whereRef('a.sku', '=', 'p.sku')
-            .where('a.orderid', '=', sql<string>`any(${[...orderids, ...newLines]}::text[])`)
-            .orderBy('a.id'),
-        ).as('lines'),
-        // Read with the product, so that a change which frees stock reads the queue only if lines wait.
-        eb
-          .exists(
-            eb
-              .selectFrom('allocations as w')
-              .whereRef('w.sku', '=', 'p.sku')
-              .where('w.status', '=', sql.lit('backordered')),
-          )
-          .as('waiting'),
-      ])
+    const row = await withLines(db, sql<string>`any(${[...orderids, ...newLines]}::text[])`)
       .where('p.sku', '=', sku)
       .executeTakeFirst()
     if (!row) return undefined
     const shrunk = excessOf && row.batches.find((b) => b.ref === excessOf.ref)
     const excess = shrunk && excessOf ? shrunk.allocated - excessOf.qty : 0
     const covering = shrunk && excess > 0 ? await latestCovering(db, sku, shrunk, excess).execute() : []
-    const lines = [...(row.lines as LineRow[]), ...covering].sort((a, b) => a.id - b.id).map((a) => toLineState(sku, a))
+    return this.#loaded(row, covering)
+  }
+
+  /** One statement whatever the number of products (two with `lock`, which locks them all first). */
+  async loadWithLines(orderidsOf: ReadonlyMap<string, readonly string[]>): Promise<Product[]> {
+    const db = await this.#executor()
+    const skus = anyOf([...orderidsOf.keys()])
+    if (this.#lock) {
+      await db.selectFrom('products').select('sku').where('sku', '=', skus).orderBy('sku').forUpdate().execute()
+    }
+    const bySku = sql`${JSON.stringify(Object.fromEntries(orderidsOf))}::jsonb`
+    const orderids = sql<string>`any(array(select jsonb_array_elements_text(${bySku} -> p.sku)))`
+    const rows = await withLines(db, orderids).where('p.sku', '=', skus).execute()
+    return rows.map((row) => this.#loaded(row, []))
+  }
+
+  /** The product of a row of `withLines`, with `more` of its lines read apart; it goes into the cache. */
+  #loaded(row: ProductRow, more: readonly LineRow[]): Product {
+    const { sku } = row
+    const lines = [...(row.lines as LineRow[]), ...more].sort((a, b) => a.id - b.id).map((a) => toLineState(sku, a))
     this.#cache.set(sku, { versionNumber: row.version_number, batches: row.batches })
     const product = this.#product(sku, row.version_number, row.batches, lines, [])
     this.#markWaiting(product, Boolean(row.waiting))
@@ -348,6 +344,39 @@ function toLineState(sku: string, row: LineRow): LineState {
     accepted: row.id,
   }
 }
+
+/**
+ * Products (to be filtered by the caller) with all their batches, the lines whose orderid is `orderids`
+ * (an `any(...)` that may name `p.sku`) and whether lines wait on them, in one statement: one consistent
+ * snapshot.
+ */
+function withLines(db: Executor, orderids: RawBuilder<string>) {
+  return db.selectFrom('products as p').select((eb) => [
+    'p.sku',
+    'p.version_number',
+    cachedBatches.as('batches'),
+    jsonArrayFrom(
+      eb
+        .selectFrom('allocations as a')
+        .leftJoin('batches as b', 'b.id', 'a.batch_id')
+        .select(['a.id', 'a.orderid', 'a.qty', 'a.status', 'b.ref', expiresMs])
+        .whereRef('a.sku', '=', 'p.sku')
+        .where('a.orderid', '=', orderids)
+        .orderBy('a.id'),
+    ).as('lines'),
+    // Read with the product, so that a change which frees stock reads the queue only if lines wait.
+    eb
+      .exists(
+        eb
+          .selectFrom('allocations as w')
+          .whereRef('w.sku', '=', 'p.sku')
+          .where('w.status', '=', sql.lit('backordered')),
+      )
+      .as('waiting'),
+  ])
+}
+
+type ProductRow = Awaited<ReturnType<ReturnType<typeof withLines>['executeTakeFirstOrThrow']>>
 
 /**
  * The newest lines on `batch` (allocated or held) that together cover `excess` of its allocated qty, and
