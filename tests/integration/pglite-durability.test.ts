@@ -1,10 +1,15 @@
 import { fdatasyncSync } from 'node:fs'
 import { PGlite } from '@electric-sql/pglite'
-import { sql } from 'kysely'
+import { Kysely, sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Database, FLUSH_STATEMENT, openDatabase } from '../../src/adapters/postgres/database.ts'
+import { type Database, openDatabase } from '../../src/adapters/postgres/database.ts'
 import { DurableNodeFS } from '../../src/adapters/postgres/durable-node-fs.ts'
 import { pgliteSettings } from '../../src/adapters/postgres/pglite-settings.ts'
+import {
+  type EmbeddedDatabase,
+  pgliteThread,
+  pipelinedPgliteDialect,
+} from '../../src/adapters/postgres/pglite-thread.ts'
 import { createDataDir } from '../support/servers.ts'
 
 describe('the embedded database on disk', () => {
@@ -50,7 +55,6 @@ describe('the embedded database on disk', () => {
 describe('commits of the embedded database', () => {
   let place: { dir: string; drop: () => Promise<void> }
   let database: Database
-  const flushes: string[] = []
 
   const log = async () => {
     const { rows } = await sql<{ written: string; behind: boolean }>`
@@ -65,9 +69,6 @@ describe('commits of the embedded database', () => {
       databaseUrl: null,
       dataDir: place.dir,
       poolSize: 1,
-      onQuery: (statement) => {
-        if (statement === FLUSH_STATEMENT) flushes.push(statement)
-      },
     })
     await sql`CREATE TABLE line (qty int)`.execute(database.db)
     await database.durable()
@@ -91,21 +92,75 @@ describe('commits of the embedded database', () => {
     expect(rows).toEqual([{ flushed: true }])
   })
 
-  it('flushes once for all the callers that asked while the database was taken', async () => {
-    const release = await database.acquire()
-    await sql`INSERT INTO line VALUES (3)`.execute(database.db)
-    const callers = [database.durable(), database.durable(), database.durable()]
-    flushes.length = 0
-    release()
-    await Promise.all(callers)
-    expect(flushes).toHaveLength(1)
-    expect(await log()).toMatchObject({ behind: false })
-  })
-
   it('durable() writes nothing when everything is already on disk', async () => {
     await database.durable()
     const before = await log()
     await database.durable()
     expect(await log()).toEqual({ ...before, behind: false })
+  })
+})
+
+/**
+ * The thread answers statements in the order they were sent, so a flush sent and not yet answered covers
+ * every statement answered before a caller asks: the caller shares it.
+ */
+describe('flushes of the embedded database', () => {
+  let place: { dir: string; drop: () => Promise<void> }
+  let pglite: EmbeddedDatabase
+  let db: Kysely<unknown>
+
+  const written = async () => {
+    const { rows } = await sql<{ lsn: string }>`select pg_current_wal_insert_lsn()::text as lsn`.execute(db)
+    return rows[0]?.lsn as string
+  }
+  const onDisk = async (lsn: string) => {
+    const { rows } = await sql<{
+      flushed: boolean
+    }>`select pg_current_wal_flush_lsn() >= ${lsn}::pg_lsn as flushed`.execute(db)
+    return rows[0]?.flushed
+  }
+
+  beforeAll(async () => {
+    place = await createDataDir()
+    pglite = pgliteThread({ dataDir: place.dir, postgresqlConf: ['synchronous_commit=off'], initialMemoryBytes: null })
+    db = new Kysely<unknown>({ dialect: pipelinedPgliteDialect(pglite) })
+    await sql`CREATE TABLE line (qty int)`.execute(db)
+  })
+  afterAll(async () => {
+    await db?.destroy()
+    await place?.drop()
+  })
+
+  it('sends one flush for the callers that ask before it is answered', async () => {
+    await sql`INSERT INTO line VALUES (1)`.execute(db)
+    const lsn = await written()
+    const sent = pglite.flushesSent
+    await Promise.all([pglite.flush(), pglite.flush(), pglite.flush()])
+    expect(pglite.flushesSent - sent).toBe(1)
+    expect(await onDisk(lsn)).toBe(true)
+  })
+
+  it('sends one flush for the callers that ask while a transaction holds the database, once it ends', async () => {
+    const sent = pglite.flushesSent
+    const trx = await db.startTransaction().execute()
+    await sql`INSERT INTO line VALUES (2)`.execute(trx)
+    const callers = [pglite.flush(), pglite.flush(), pglite.flush()]
+    await trx.commit().execute()
+    const lsn = await written()
+    await Promise.all(callers)
+    expect(pglite.flushesSent - sent).toBe(1)
+    expect(await onDisk(lsn)).toBe(true)
+  })
+
+  it('sends another flush for a commit answered after the flush on its way', async () => {
+    const sent = pglite.flushesSent
+    const first = pglite.flush()
+    await sql`INSERT INTO line VALUES (3)`.execute(db)
+    const lsn = await written()
+    expect(await onDisk(lsn)).toBe(false)
+    await pglite.flush()
+    expect(pglite.flushesSent - sent).toBe(2)
+    expect(await onDisk(lsn)).toBe(true)
+    await first
   })
 })

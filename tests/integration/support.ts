@@ -1,5 +1,5 @@
 import { afterAll, beforeAll } from 'vitest'
-import { type Database, FLUSH_STATEMENT, openDatabase } from '../../src/adapters/postgres/database.ts'
+import { type Database, openDatabase } from '../../src/adapters/postgres/database.ts'
 import { migrateToLatest } from '../../src/adapters/postgres/migrator.ts'
 import { bootstrap, type Overrides, type Service } from '../../src/bootstrap.ts'
 import { loadConfig } from '../../src/config.ts'
@@ -11,7 +11,7 @@ export const modes: Mode[] = ['pglite', 'postgres']
 
 export type TestDatabase = {
   database: Database
-  /** Every statement run since the last `statements.length = 0`, but the embedded database's flushes (`durable()`). */
+  /** Every statement run since the last `statements.length = 0` (the embedded database's flushes are not statements of Kysely's). */
   statements: string[]
   drop(): Promise<void>
 }
@@ -25,9 +25,7 @@ export async function openTestDatabase(mode: Mode, poolSize = 10): Promise<TestD
     databaseUrl: 'url' in place ? place.url : null,
     dataDir: 'dir' in place ? place.dir : '',
     poolSize,
-    onQuery: (sql) => {
-      if (sql !== FLUSH_STATEMENT) statements.push(sql)
-    },
+    onQuery: (sql) => statements.push(sql),
     onConnectionError: () => {},
   })
   await migrateToLatest(database.db)

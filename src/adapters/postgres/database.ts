@@ -2,7 +2,6 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
-import { coalesce } from '../../service-layer/coalesce.ts'
 import { pgliteThread, pipelinedPgliteDialect } from './pglite-thread.ts'
 import { preparingPool } from './prepared-client.ts'
 import type { Schema } from './schema.ts'
@@ -41,7 +40,8 @@ export interface Database {
   /**
    * Resolves once every commit made before the call is on disk: call it before acting on a commit or a
    * read (answering, publishing). A server's commits already are. The embedded database commits without
-   * waiting for the disk, and one flush serves every caller waiting at that moment (group commit).
+   * waiting for the disk, and a flush on its way serves every caller who asks before it is answered (group
+   * commit).
    */
   durable(): Promise<void>
   /** Connections of a server's pool; `null` for the embedded database. */
@@ -71,14 +71,6 @@ const PGLITE_CONF = [
   // PGlite has one connection, so commits flushed one by one never share a flush; `durable()` flushes them.
   'synchronous_commit=off',
 ]
-
-/**
- * Flushes the write-ahead log as far as it is written, when anything is not yet on disk: a message
- * logged with `flush` (PostgreSQL 17+) makes PostgreSQL flush up to it, and so every commit before it.
- */
-export const FLUSH_STATEMENT = `select case when pg_current_wal_insert_lsn() > pg_current_wal_flush_lsn()
-  then pg_logical_emit_message(false, 'allocation', '', true) end`
-const FLUSH = sql.raw(FLUSH_STATEMENT)
 
 /** Runs `work` in a turn on the database (`Database.acquire`). */
 export async function inTurn<T>(database: Database, work: (db: Kysely<Schema>) => Promise<T>): Promise<T> {
@@ -144,27 +136,18 @@ export function openDatabase(settings: DatabaseSettings): Database {
   const db = new Kysely<Schema>({ dialect: pipelinedPgliteDialect(pglite), ...(log && { log }) })
   const turns = createTurns()
   let open = true
-  // A flush covers every caller that asked before it was sent (their commits came first), so callers who
-  // ask while one is on its way share the next, and none waits for one with nothing left to do.
-  const flush = coalesce<null, null, undefined>(
-    async (_, callers) => {
-      await FLUSH.execute(db)
-      return callers.map(() => undefined)
-    },
-    { maxGroup: Number.POSITIVE_INFINITY, turn: turns.shared },
-  )
   return {
     mode: 'pglite',
     db,
     acquire: turns.shared,
     acquireExclusive: turns.exclusive,
-    durable: () => flush(null, null),
+    durable: () => pglite.flush(),
     poolStats: () => null,
     async close() {
       const release = await turns.exclusive()
       try {
         // PostgreSQL's shutdown checkpoint would flush the log too; this does not depend on it.
-        if (open) await FLUSH.execute(db)
+        if (open) await pglite.flush()
       } finally {
         open = false
         try {

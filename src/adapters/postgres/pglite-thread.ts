@@ -69,6 +69,26 @@ const MAIN_YOUNG_GENERATION_STAYS = '--semi-space-growth-factor=1'
  */
 const OLD_GENERATION_GROWS_BY_A_FIFTH = '--heap-growing-percent=20'
 
+/**
+ * Flushes the write-ahead log as far as it is written, when anything is not yet on disk: a message
+ * logged with `flush` (PostgreSQL 17+) makes PostgreSQL flush up to it, and so every commit before it.
+ */
+const FLUSH_STATEMENT = `select case when pg_current_wal_insert_lsn() > pg_current_wal_flush_lsn()
+  then pg_logical_emit_message(false, 'allocation', '', true) end`
+
+/** The database thread, as Kysely's dialect uses it, and the flush of its commits. */
+export type EmbeddedDatabase = KyselyPglite &
+  Readonly<{
+    /**
+     * Resolves once every statement answered before the call is on disk. The thread runs statements in
+     * the order they are sent and answers them in that order, so a flush sent and not yet answered
+     * covers every statement answered so far: a caller joins it rather than wait for another.
+     */
+    flush(): Promise<void>
+    /** Flush statements sent to the thread so far. */
+    readonly flushesSent: number
+  }>
+
 /** An error from the database thread, with the fields of PostgreSQL's (`code`, `constraint`...). */
 export class PgliteError extends Error {
   override readonly name = 'PgliteError'
@@ -84,15 +104,19 @@ const asError = (fields: Record<string, unknown>) =>
  * at hand when one ends instead of waiting for the main thread to send it. The thread keeps the process
  * alive only while a request is in flight.
  */
-export function pgliteThread(options: PgliteWorkerOptions): KyselyPglite {
+export function pgliteThread(options: PgliteWorkerOptions): EmbeddedDatabase {
   const pending = new Map<number, { resolve: (r: QueryResult) => void; reject: (e: Error) => void }>()
   let nextId = 1
   let closed = false
   let ready = false
   let failure: Error | null = null
+  /** The flush on its way and not yet answered; its id is 0 until it is sent. */
+  let flushing: { id: number; done: Promise<void> } | null = null
+  let flushesSent = 0
   const fail = (error: Error) => {
     failure = error
     closed = true
+    flushing = null
     for (const waiting of pending.values()) waiting.reject(error)
     pending.clear()
   }
@@ -117,6 +141,8 @@ export function pgliteThread(options: PgliteWorkerOptions): KyselyPglite {
     worker.on('message', (response: PgliteResponse) => {
       const waiting = pending.get(response.id)
       pending.delete(response.id)
+      // Here, not once its answer is read: a caller answered from now on was answered after the flush.
+      if (flushing?.id === response.id) flushing = null
       if (pending.size === 0) worker.unref()
       if ('error' in response) waiting?.reject(asError(response.error))
       else if ('messages' in response) {
@@ -136,10 +162,11 @@ export function pgliteThread(options: PgliteWorkerOptions): KyselyPglite {
   // Nothing waits for readiness before the first query, which then reports the failure.
   waitReady.catch(() => {})
 
-  const send = async (request: PgliteOperation): Promise<QueryResult> => {
+  const send = async (request: PgliteOperation, onSent?: (id: number) => void): Promise<QueryResult> => {
     const worker = await started
     if (failure) throw failure
     const id = nextId++
+    onSent?.(id)
     return new Promise((resolve, reject) => {
       pending.set(id, { resolve, reject })
       worker.ref()
@@ -150,6 +177,12 @@ export function pgliteThread(options: PgliteWorkerOptions): KyselyPglite {
     send({ op: 'query', sql, params }) as Promise<{ rows: never[]; affectedRows?: number; fields: [] }>
 
   let tail: Promise<unknown> = Promise.resolve()
+  /** Sends a statement after any transaction: the turn ends once it is sent rather than when its answer comes. */
+  const inTurn = <T>(sendIt: () => Promise<T>): Promise<T> => {
+    const sent = tail.then(() => ({ answer: sendIt() }))
+    tail = sent
+    return sent.then(({ answer }) => answer)
+  }
   const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
     const turn = tail.then(work)
     tail = turn.catch(() => {})
@@ -164,11 +197,27 @@ export function pgliteThread(options: PgliteWorkerOptions): KyselyPglite {
       return ready && !closed
     },
     waitReady,
-    query: (sql, params) => {
-      // Wrapped, so that the turn ends once the query is sent rather than when its answer comes.
-      const sent = tail.then(() => ({ answer: run(sql, params) }))
-      tail = sent
-      return sent.then(({ answer }) => answer)
+    query: (sql, params) => inTurn(() => run(sql, params)),
+    flush: () => {
+      if (flushing) return flushing.done
+      const flush = { id: 0, done: Promise.resolve() }
+      flush.done = inTurn(() => {
+        flushesSent += 1
+        return send({ op: 'query', sql: FLUSH_STATEMENT, params: [] }, (id) => {
+          flush.id = id
+        })
+      }).then(
+        () => {},
+        (error: unknown) => {
+          if (flushing === flush) flushing = null
+          throw error
+        },
+      )
+      flushing = flush
+      return flush.done
+    },
+    get flushesSent() {
+      return flushesSent
     },
     transaction: (callback) =>
       exclusive(async () => {
