@@ -4,6 +4,11 @@ export type LoadSpec = Readonly<{
   url: string
   /** Several services sharing the load, the connections split evenly between them (instead of `url`). */
   urls?: readonly string[]
+  /**
+   * With `urls`, each sku's lines go to one of them (the i-th sku to `urls[i % urls.length]`), as a router
+   * that reads the sku would send them; otherwise any line goes to any of them.
+   */
+  skuPerProcess?: boolean
   connections: number
   durationS: number
   skus: readonly string[]
@@ -46,8 +51,8 @@ type Drive = Readonly<{
   connections: number
   durationS: number
   method: 'GET' | 'POST'
-  /** The next request's path and body. */
-  next: () => { path: string; body?: string }
+  /** The next request's path and body, for the `target`-th of `urls`. */
+  next: (target: number) => { path: string; body?: string }
   success: number
   /** The quantity a successful answer counts for (allocations: the line's qty). */
   qtyOf?: (text: string) => number
@@ -57,13 +62,17 @@ type Drive = Readonly<{
 /** POSTs allocations of random lines (random sku, qty 1..3, a new orderid each) for a duration. */
 export function allocate(spec: LoadSpec): Promise<LoadResult> {
   let n = 0
+  const urls = spec.urls ?? [spec.url]
+  const skusOf = urls.map((_, target) =>
+    spec.skuPerProcess ? spec.skus.filter((_, i) => i % urls.length === target) : spec.skus,
+  )
   return drive({
-    urls: spec.urls ?? [spec.url],
+    urls,
     connections: spec.connections,
     durationS: spec.durationS,
     method: 'POST',
-    next: () => {
-      const sku = pick(spec.skus)
+    next: (target) => {
+      const sku = pick(skusOf[target] ?? spec.skus)
       const qty = 1 + Math.floor(Math.random() * 3)
       return { path: '/allocations', body: JSON.stringify({ orderid: `${spec.orderPrefix}-${n++}`, sku, qty }) }
     },
@@ -121,7 +130,7 @@ function drive(spec: Drive): Promise<LoadResult> {
   const stopAll = () => {
     for (const instance of instances) instance.stop()
   }
-  const run = (url: string, connections: number) =>
+  const run = (url: string, target: number, connections: number) =>
     new Promise<Result>((resolve, reject) => {
       const instance = autocannon(
         {
@@ -134,7 +143,7 @@ function drive(spec: Drive): Promise<LoadResult> {
             {
               method: spec.method,
               setupRequest: (request) => {
-                const { path, body } = spec.next()
+                const { path, body } = spec.next(target)
                 return { ...request, path, ...(body !== undefined && { body }) }
               },
               onResponse,
@@ -149,7 +158,7 @@ function drive(spec: Drive): Promise<LoadResult> {
       instances.push(instance)
     })
   const share = Math.max(1, Math.floor(spec.connections / spec.urls.length))
-  return Promise.all(spec.urls.map((url) => run(url, share))).then((results) => {
+  return Promise.all(spec.urls.map((url, target) => run(url, target, share))).then((results) => {
     const statusCounts: Record<string, number> = {}
     for (const result of results) {
       for (const [status, { count }] of Object.entries(result.statusCodeStats)) {

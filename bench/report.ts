@@ -37,6 +37,8 @@ export type Ratios = Readonly<{
   /** p50 cost of an arrival that fills 10 lines, 10,000 waiting against 10. */
   backlogCost: number | null
   scaleOutPerUniform: number | null
+  /** The same, each sku's allocations sent to one process; `null` in results from before it was measured. */
+  scaleOutBySkuPerUniform: number | null
 }>
 
 export const findRun = (results: BenchResults, workload: RunRecord['workload'], connections?: number) =>
@@ -67,6 +69,7 @@ export function ratios(results: BenchResults): Ratios {
     holdsPerWithout: per(findRun(results, 'holds')?.allocationsPerSecond, holdsWithout(results)),
     backlogCost: few && many && few !== many ? per(many.arrival.p50, few.arrival.p50) : null,
     scaleOutPerUniform: per(findRun(results, 'scale-out')?.allocationsPerSecond, uniform),
+    scaleOutBySkuPerUniform: per(findRun(results, 'scale-out-by-sku')?.allocationsPerSecond, uniform),
   }
 }
 
@@ -110,6 +113,7 @@ const RUN_LABELS: Partial<Record<RunRecord['workload'], string>> = {
   'holds-before': 'uniform, before the holds',
   'holds-after': 'uniform, after the holds',
   'scale-out': 'uniform, 2 HTTP + relay',
+  'scale-out-by-sku': 'uniform, 2 HTTP + relay, a sku to one',
 }
 
 const label = (run: RunRecord) => RUN_LABELS[run.workload] ?? run.workload
@@ -213,7 +217,8 @@ export function formatReport(results: BenchResults): string {
           ]
         : []
     })(),
-    `hot sku / uniform: ${ratio(r.hotPerUniform)}; 2 HTTP processes + relay / 1 process: ${ratio(r.scaleOutPerUniform)}`,
+    `hot sku / uniform: ${ratio(r.hotPerUniform)}; 2 HTTP processes + relay / 1 process: ${ratio(r.scaleOutPerUniform)}, ` +
+      `each sku sent to one of them: ${ratio(r.scaleOutBySkuPerUniform)}`,
     '',
     'Targets:',
     ...targets(results, r).map(

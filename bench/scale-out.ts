@@ -9,6 +9,8 @@ import { catalogue, measurer } from './workloads.ts'
  * Two HTTP processes (`serve --no-relay`) and a separate relay (`relay`) on one fresh PostgreSQL
  * database: uniform allocations at 10 connections, 5 on each HTTP process, against the one-process
  * uniform run of the same bench. Then lines written through one process are read through the other.
+ * Then the same allocations again with each sku's sent to one of the processes, as a router that reads
+ * the sku would (docs/scaling.md): each process's product cache then stays valid.
  */
 export async function scaleOut(settings: Settings, record: Recorder): Promise<void> {
   if (!settings.only.has('scale-out') || settings.serviceUrl) return
@@ -40,6 +42,11 @@ export async function scaleOut(settings: Settings, record: Recorder): Promise<vo
       after: async () => ({
         freshness: await freshness(first, second, skus, `bench-${settings.stamp}-scale-fresh`),
       }),
+    })
+    await measure('scale-out-by-sku', 10, skus, {
+      urls: group.urls,
+      skuPerProcess: true,
+      details: { httpProcesses: group.urls.length, relays: 1 },
     })
   } finally {
     await Promise.all(parts.map((p) => p.stop()))

@@ -28,6 +28,8 @@ export type RunName =
   /** The holds run's yardstick: the same allocations on the same service just before and after it. */
   | 'holds-before'
   | 'holds-after'
+  /** Two processes again, each sku's allocations sent to one of them. */
+  | 'scale-out-by-sku'
 
 export type Settings = Readonly<{
   stamp: string
@@ -83,6 +85,8 @@ export type Measure = (
     load?: () => Promise<LoadResult>
     /** Allocations spread over several processes of the service. */
     urls?: readonly string[]
+    /** With `urls`, each sku's allocations to one process (`LoadSpec.skuPerProcess`). */
+    skuPerProcess?: boolean
     details?: Record<string, unknown>
     /** More details, read once the run is over. */
     after?: () => Promise<Record<string, unknown>>

@@ -140,6 +140,7 @@ export function measurer(settings: Settings, service: Service, record: Recorder,
       allocate({
         url: service.url,
         ...(options.urls && { urls: options.urls }),
+        ...(options.skuPerProcess && { skuPerProcess: true }),
         connections,
         durationS,
         skus,
