@@ -100,6 +100,37 @@ describe('concurrent writers on the PostgreSQL server', () => {
     expect((await service.views.batch(ref))?.allocated).toBe(10)
   })
 
+  it('retried, reads several products (a release of expired holds) with all of them locked, so it lands after the winner', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [lamp, sofa] = [randomSku(), randomSku()]
+    const [lampRef, sofaRef] = [randomBatchref(), randomBatchref()]
+    await service.bus.handle({ type: 'CreateBatch', ref: lampRef, sku: lamp, qty: 10, eta: null })
+    await service.bus.handle({ type: 'CreateBatch', ref: sofaRef, sku: sofa, qty: 10, eta: null })
+    const start = pgUnitOfWork(test.database)
+    const [first, second] = [await start({ contended: true }), await start({ contended: true })]
+    const both = await first.products.getWithLines(
+      new Map([
+        [lamp, []],
+        [sofa, []],
+      ]),
+    )
+    const secondLoad = second.products.getWithLines(new Map([[sofa, []]]))
+    const raced = await Promise.race([secondLoad.then(() => 'loaded'), sleep(200).then(() => 'waiting')])
+    expect(raced).toBe('waiting')
+
+    both.get(sofa)?.allocate({ orderid: 'first', sku: sofa, qty: 6 })
+    await first.commit()
+    await first.close()
+    const sofaAfter = (await secondLoad).get(sofa)
+    expect(sofaAfter?.versionNumber).toBe(2)
+    expect(sofaAfter?.allocate({ orderid: 'second', sku: sofa, qty: 6 }).status).toBe('out_of_stock')
+    expect(sofaAfter?.allocate({ orderid: 'third', sku: sofa, qty: 4 }).batchref).toBe(sofaRef)
+    await second.commit()
+    await second.close()
+    expect((await service.views.batch(sofaRef))?.allocated).toBe(10)
+    expect((await service.views.batch(lampRef))?.allocated).toBe(0)
+  })
+
   it('lands both of two concurrent allocations on one product through the bus, neither caller seeing the race', async (ctx) => {
     if (!test) return ctx.skip()
     const [sku, ref] = [randomSku(), randomBatchref()]
