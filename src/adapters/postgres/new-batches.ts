@@ -62,7 +62,10 @@ export async function saveNewBatches(changes: readonly NewBatchesOf[], db: Kysel
   return ids.map((id, i) => ({ id, event: events[i] as DomainEvent }))
 }
 
-/** Many rows as one JSON parameter: much cheaper to send and parse than an array per column (PGlite above all). */
-export function json(rows: readonly unknown[]) {
-  return sql`${JSON.stringify(rows)}::jsonb`
+/**
+ * Many values (rows, lists by key) as one JSON parameter: much cheaper to send and parse than an array per
+ * column (PGlite above all).
+ */
+export function json(value: unknown) {
+  return sql`${JSON.stringify(value)}::jsonb`
 }

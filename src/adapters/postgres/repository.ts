@@ -80,7 +80,7 @@ export class PgProductStore implements ProductStore {
     if (this.#lock) {
       await db.selectFrom('products').select('sku').where('sku', '=', skus).orderBy('sku').forUpdate().execute()
     }
-    const bySku = sql`${JSON.stringify(Object.fromEntries(orderidsOf))}::jsonb`
+    const bySku = json(Object.fromEntries(orderidsOf))
     const orderids = sql<string>`any(array(select jsonb_array_elements_text(${bySku} -> p.sku)))`
     const rows = await withLines(db, orderids).where('p.sku', '=', skus).execute()
     return rows.map((row) => this.#loaded(row, []))
