@@ -1,4 +1,5 @@
 import type { Compilable, CompiledQuery, Kysely } from 'kysely'
+import type { Database } from './database.ts'
 import type { Schema } from './schema.ts'
 
 type Executor = Kysely<Schema>
@@ -22,11 +23,30 @@ export function compiledOnce<A extends unknown[], R>(
   arity: A['length'],
   build: (db: Executor, ...args: A) => Compilable<R>,
 ): (db: Executor, ...args: A) => Promise<R[]> {
+  const compile = compiler(arity, build)
+  return async (db, ...args) => (await db.executeQuery(compile(db, args))).rows
+}
+
+/**
+ * As `compiledOnce`, for a read outside any transaction, run by `Database.select`: straight on the
+ * driver, and answered once what it read is durable.
+ */
+export function selectedOnce<A extends unknown[], R>(
+  arity: A['length'],
+  build: (db: Executor, ...args: A) => Compilable<R>,
+): (database: Database, ...args: A) => Promise<R[]> {
+  const compile = compiler(arity, build)
+  return (database, ...args) => database.select(compile(database.db, args))
+}
+
+function compiler<A extends unknown[], R>(
+  arity: A['length'],
+  build: (db: Executor, ...args: A) => Compilable<R>,
+): (db: Executor, args: A) => CompiledQuery<R> {
   let compiled: CompiledQuery<R> | undefined
-  return async (db, ...args) => {
+  return (db, args) => {
     compiled ??= build(db, ...(Array.from({ length: arity }, (_, i) => new Placeholder(i)) as A)).compile()
     const parameters = compiled.parameters.map((p) => (p instanceof Placeholder ? args[p.index] : p))
-    const { rows } = await db.executeQuery<R>({ ...compiled, parameters })
-    return rows
+    return { ...compiled, parameters }
   }
 }

@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Kysely, PostgresDialect, sql } from 'kysely'
+import { type CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { pgliteThread, pipelinedPgliteDialect } from './pglite-thread.ts'
-import { preparingPool } from './prepared-client.ts'
+import { asUnavailable, preparingPool, statementName } from './prepared-client.ts'
 import type { Schema } from './schema.ts'
 import { typeParser } from './type-parsers.ts'
 
@@ -44,6 +44,12 @@ export interface Database {
    * commit).
    */
   durable(): Promise<void>
+  /**
+   * Runs one statement outside any transaction and resolves with its rows once every commit it may have
+   * read is durable. With a server it goes straight to the pool, around the query builder's connection
+   * handling, which cost the service more than the database's answer to the reads behind every request.
+   */
+  select<R>(query: CompiledQuery<R>): Promise<R[]>
   /** Connections of a server's pool; `null` for the embedded database. */
   poolStats(): PoolStats | null
   close(): Promise<void>
@@ -121,6 +127,16 @@ export function openDatabase(settings: DatabaseSettings): Database {
       acquire: async () => () => {},
       acquireExclusive: async () => () => {},
       durable: async () => {},
+      async select<R>(query: CompiledQuery<R>) {
+        settings.onQuery?.(query.sql)
+        const values = [...query.parameters]
+        const config = values.length > 0 ? { name: statementName(query.sql), text: query.sql, values } : query.sql
+        try {
+          return (await pool.query(config)).rows as R[]
+        } catch (error) {
+          throw asUnavailable(error)
+        }
+      },
       poolStats: () => ({
         total: pool.totalCount,
         idle: pool.idleCount,
@@ -136,12 +152,13 @@ export function openDatabase(settings: DatabaseSettings): Database {
   const db = new Kysely<Schema>({ dialect: pipelinedPgliteDialect(pglite), ...(log && { log }) })
   const turns = createTurns()
   let open = true
-  return {
+  const database: Database = {
     mode: 'pglite',
     db,
     acquire: turns.shared,
     acquireExclusive: turns.exclusive,
     durable: () => pglite.flush(),
+    select: async (query) => (await runDurably(database, (db) => db.executeQuery(query))).rows,
     poolStats: () => null,
     async close() {
       const release = await turns.exclusive()
@@ -159,6 +176,7 @@ export function openDatabase(settings: DatabaseSettings): Database {
       }
     },
   }
+  return database
 }
 
 /**

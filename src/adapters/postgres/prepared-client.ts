@@ -5,7 +5,8 @@ import { Unavailable } from '../../service-layer/ports.ts'
 
 const names = new Map<string, string>()
 
-function statementName(text: string): string {
+/** The name a statement is prepared under: one per text, the same on every connection. */
+export function statementName(text: string): string {
   let name = names.get(text)
   if (!name) {
     name = `s${createHash('sha1').update(text).digest('hex').slice(0, 20)}`
@@ -77,7 +78,7 @@ export function isConnectionFailure(error: unknown): boolean {
   return typeof message === 'string' && DRIVER_MESSAGES.test(message)
 }
 
-function asUnavailable(error: unknown): unknown {
+export function asUnavailable(error: unknown): unknown {
   if (error instanceof Unavailable || !isConnectionFailure(error)) return error
   return new Unavailable(`The database did not answer: ${(error as Error).message}`, { cause: error })
 }

@@ -2,15 +2,12 @@ import { type ExpressionBuilder, sql } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import { coalesce } from '../../service-layer/coalesce.ts'
 import type { BatchView, ProductView } from '../../service-layer/ports.ts'
-import { compiledOnce } from './compiled-once.ts'
-import type { Executor } from './repository.ts'
+import { selectedOnce } from './compiled-once.ts'
+import type { Database } from './database.ts'
 import type { Schema } from './schema.ts'
 
 type Stamp = Readonly<{ version: number; xmin: string }>
 type Entry = Readonly<{ stamp: Stamp; view: ProductView }>
-
-/** Runs a query with the database taken for it. */
-export type ReadWith = <T>(query: (db: Executor) => Promise<T>) => Promise<T>
 
 /**
  * `GET /products/{sku}` answered from memory when the product row is as it was when the view was
@@ -23,15 +20,15 @@ export type ReadWith = <T>(query: (db: Executor) => Promise<T>) => Promise<T>
 export class ProductViews {
   readonly #entries = new Map<string, Entry>()
   readonly #capacity: number
-  readonly #read: ReadWith
+  readonly #database: Database
   readonly #stamp: (sku: string) => Promise<Stamp | undefined>
 
-  constructor(read: ReadWith, capacity = 10_000) {
-    this.#read = read
+  constructor(database: Database, capacity = 10_000) {
+    this.#database = database
     this.#capacity = capacity
     const stamps = coalesce<null, string, Stamp | undefined>(
       async (_, skus) => {
-        const rows = await read((db) => stampsOf(db, skus))
+        const rows = await stampsOf(database, skus)
         const bySku = new Map(rows.map((r) => [r.sku, r]))
         return skus.map((sku) => bySku.get(sku))
       },
@@ -46,7 +43,7 @@ export class ProductViews {
       const stamp = await this.#stamp(sku)
       if (stamp?.version === cached.stamp.version && stamp.xmin === cached.stamp.xmin) return cached.view
     }
-    const [row] = await this.#read((db) => viewOf(db, sku))
+    const [row] = await viewOf(this.#database, sku)
     if (!row || row.batches.length === 0) {
       this.#entries.delete(sku)
       return undefined
@@ -78,14 +75,14 @@ export class ProductViews {
   }
 }
 
-const stampsOf = compiledOnce(1, (db, skus: string[]) =>
+const stampsOf = selectedOnce(1, (db, skus: string[]) =>
   db
     .selectFrom('products')
     .select(['sku', 'version_number as version', sql<string>`xmin::text`.as('xmin')])
     .where('sku', '=', sql<string>`any(${skus}::text[])`),
 )
 
-const viewOf = compiledOnce(1, (db, sku: string) =>
+const viewOf = selectedOnce(1, (db, sku: string) =>
   db
     .selectFrom('products as p')
     .select((eb) => [

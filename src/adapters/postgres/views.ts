@@ -10,7 +10,7 @@ import type {
   ReadViews,
   StoredEvent,
 } from '../../service-layer/ports.ts'
-import { compiledOnce } from './compiled-once.ts'
+import { selectedOnce } from './compiled-once.ts'
 import { type Database, runDurably } from './database.ts'
 import { toStoredEvent } from './outbox.ts'
 import { ProductViews, waitingQty } from './product-view.ts'
@@ -18,14 +18,14 @@ import type { Schema } from './schema.ts'
 
 export class PgViews implements ReadViews {
   readonly #database: Database
-  readonly #products = new ProductViews((query) => this.#read(query))
+  readonly #products: ProductViews
   /**
    * The lines of the orders asked for at the same moment, read in one statement: a request joins the
    * next statement sent after it arrived, so it sees every write committed before it.
    */
   readonly #orders = coalesce<null, string, LineView[]>(
     async (_, orderids) => {
-      const rows = await this.#read((db) => linesOfOrders(db, orderids))
+      const rows = await linesOfOrders(this.#database, orderids)
       const byOrder = Map.groupBy(rows, (row) => row.orderid)
       return orderids.map((orderid) => (byOrder.get(orderid) ?? []).map(toLineView))
     },
@@ -34,6 +34,7 @@ export class PgViews implements ReadViews {
 
   constructor(database: Database) {
     this.#database = database
+    this.#products = new ProductViews(database)
   }
 
   allocations(orderid: string): Promise<AllocationView[]> {
@@ -238,7 +239,7 @@ const expiresAt = sql<string | null>`to_char(a.expires_at at time zone 'UTC', 'Y
   'expiresAt',
 )
 
-const linesOfOrders = compiledOnce(1, (db, orderids: string[]) =>
+const linesOfOrders = selectedOnce(1, (db, orderids: string[]) =>
   lines(db).where('a.orderid', '=', sql<string>`any(${orderids}::text[])`).orderBy('a.id'),
 )
 
