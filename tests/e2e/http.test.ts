@@ -213,6 +213,13 @@ describe.each(await storageModes())('the HTTP API on $name', (mode) => {
         available: 3,
       })
       expect(answer.body.totals).toEqual({ purchased: 25, allocated: 2, available: 23, backordered: 0, held: 0 })
+      // Read again, unchanged (the answer kept from the first read), then after a write (a new one).
+      const again = await api().get(`/products/${sku}`)
+      expect(again.headers.get('content-type')).toBe('application/json; charset=utf-8')
+      expect(again.body).toEqual(answer.body)
+      await api().post('/allocations', { orderid: randomOrderid(), sku, qty: 1 })
+      const changed = await api().get(`/products/${sku}`)
+      expect(changed.body.totals).toEqual({ purchased: 25, allocated: 3, available: 22, backordered: 0, held: 0 })
 
       const unknown = randomSku()
       const missing = await api().get(`/products/${unknown}`)

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Service } from '../../bootstrap.ts'
 import { InvalidSku, NotAllocated, UnknownBatch } from '../../domain/errors.ts'
-import type { ReadViews } from '../../service-layer/ports.ts'
+import type { ProductView, ReadViews } from '../../service-layer/ports.ts'
 import { EventsPruned, LineOutOfStock, UnknownOrder, UnknownProduct } from './errors.ts'
 import {
   Availability,
@@ -26,6 +26,9 @@ import {
 } from './schemas.ts'
 
 /** The product's own API: resources with richer answers than the book's routes. */
+/** The JSON answer of each product view still in memory (views are read-only: a change is a new view). */
+const answers = new WeakMap<ProductView, string>()
+
 export function resourceRoutes({ bus, views, availability }: Service): FastifyPluginAsyncTypebox {
   const batchView = async (ref: string) => {
     const batch = await views.batch(ref)
@@ -196,11 +199,14 @@ export function resourceRoutes({ bus, views, availability }: Service): FastifyPl
           response: { 200: Product, ...errorResponses(400, 404) },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const { sku } = request.params
         const product = await views.product(sku)
         if (!product) throw new UnknownProduct(sku)
-        return product
+        // A view unchanged since the last read is the same object: its answer is sent as it was written.
+        const body = answers.get(product) ?? String(reply.serialize(product))
+        answers.set(product, body)
+        return reply.type('application/json; charset=utf-8').serializer(() => body).send(product)
       },
     )
 
