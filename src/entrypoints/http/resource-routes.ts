@@ -206,7 +206,10 @@ export function resourceRoutes({ bus, views, availability }: Service): FastifyPl
         // A view unchanged since the last read is the same object: its answer is sent as it was written.
         const body = answers.get(product) ?? String(reply.serialize(product))
         answers.set(product, body)
-        return reply.type('application/json; charset=utf-8').serializer(() => body).send(product)
+        return reply
+          .type('application/json; charset=utf-8')
+          .serializer(() => body)
+          .send(product)
       },
     )
 
