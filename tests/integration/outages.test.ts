@@ -87,8 +87,13 @@ describe('PostgreSQL refusing, dropping and not answering', () => {
       expect(answer.json()).toEqual({ message: expect.stringContaining('database'), code: 'unavailable' })
       expect(Number(answer.headers['retry-after'])).toBeGreaterThan(0)
     }
-    // While it is refused, a new request gets the same answer, and the readiness probe says why.
+    // While it is refused, a new request gets the same answer, a read too, and the readiness probe says why.
     expect((await post(allocation(skus[0] as string))).statusCode).toBe(503)
+    for (const url of [`/products/${skus[0]}`, `/orders/${(lines[0] as { orderid: string }).orderid}`]) {
+      const read = await app.inject({ method: 'GET', url })
+      expect(read.statusCode, url).toBe(503)
+      expect(read.json().code).toBe('unavailable')
+    }
     const ready = await app.inject({ method: 'GET', url: '/ready' })
     expect(ready.statusCode).toBe(503)
     expect(ready.json()).toMatchObject({
