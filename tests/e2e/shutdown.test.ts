@@ -1,3 +1,4 @@
+import { Agent, request } from 'node:http'
 import { afterAll, describe, expect, it } from 'vitest'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
 import { postgresAvailable } from '../support/servers.ts'
@@ -26,24 +27,32 @@ describe.each(modes)('shutting down under load ($name)', (mode) => {
     const outcomes: Outcome[] = []
     const failures: string[] = []
     let shuttingDown = false
-    // Clients that keep their connections alive, sending one line after another until they are refused.
+    // Clients that keep one connection alive each, sending one line after another until they are refused.
+    // A client opens a connection only once the server closed its last one. With fetch's pool, which opens
+    // connections whenever its others are busy, one could still wait in the listener's queue as it closed:
+    // the kernel resets it (ECONNRESET) though the service never read it.
     const clients = Array.from({ length: 16 }, async (_, i) => {
-      for (;;) {
-        const orderid = randomOrderid(`c${i}`)
-        try {
-          const answer = await fetch(`${service.url}/allocations`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ orderid, sku: skus[i % skus.length], qty: 1 }),
-          })
-          const body = (await answer.json()) as { code?: string }
-          outcomes.push({ orderid, status: answer.status, code: body.code ?? null })
-        } catch (error) {
-          const code = (error as { cause?: { code?: string } }).cause?.code ?? String(error)
-          // Refused before it was accepted: the process no longer listens. Anything else is a failure.
-          if (code !== 'ECONNREFUSED' || !shuttingDown) failures.push(`${orderid}: ${code}`)
-          return
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+      try {
+        for (;;) {
+          const orderid = randomOrderid(`c${i}`)
+          try {
+            const body = JSON.stringify({ orderid, sku: skus[i % skus.length], qty: 1 })
+            const answer = await post(`${service.url}/allocations`, body, agent)
+            outcomes.push({
+              orderid,
+              status: answer.status,
+              code: (JSON.parse(answer.body) as { code?: string }).code ?? null,
+            })
+          } catch (error) {
+            const code = (error as { code?: string }).code ?? String(error)
+            // Refused before it was accepted: the process no longer listens. Anything else is a failure.
+            if (code !== 'ECONNREFUSED' || !shuttingDown) failures.push(`${orderid}: ${code}`)
+            return
+          }
         }
+      } finally {
+        agent.destroy()
       }
     })
 
@@ -71,3 +80,21 @@ describe.each(modes)('shutting down under load ($name)', (mode) => {
     }
   })
 })
+
+/** A POST of a JSON body through `agent`, answered with its status and body. */
+function post(url: string, body: string, agent: Agent): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+    const sent = request(url, { method: 'POST', agent, headers }, (response) => {
+      let text = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk: string) => {
+        text += chunk
+      })
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }))
+      response.on('error', reject)
+    })
+    sent.on('error', reject)
+    sent.end(body)
+  })
+}
