@@ -3,10 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { compiledOnce, selectedOnce } from '../../src/adapters/postgres/compiled-once.ts'
 import { type Mode, modes, openTestDatabase, type TestDatabase } from './support.ts'
 
-describe('a query compiled once', () => {
+describe.each(modes)('queries compiled once (%s)', (mode: Mode) => {
   let test: TestDatabase | null
   beforeAll(async () => {
-    test = await openTestDatabase('pglite')
+    test = await openTestDatabase(mode)
   })
   afterAll(async () => test?.drop())
 
@@ -22,7 +22,7 @@ describe('a query compiled once', () => {
   )
 
   it('runs one unchanging statement with the arguments of each call, in their places', async () => {
-    if (!test) throw new Error('PGlite did not open')
+    if (!test) throw new Error(`${mode} did not open`)
     const { database, statements } = test
     await database.db
       .insertInto('products')
@@ -38,16 +38,9 @@ describe('a query compiled once', () => {
     expect(await pick(database.db, ['ONCE-A'], 2)).toEqual([])
     expect(new Set(statements).size).toBe(1)
   })
-})
 
-describe.each(modes)('a read compiled once and run by Database.select (%s)', (mode: Mode) => {
-  let test: TestDatabase | null
-  beforeAll(async () => {
-    test = await openTestDatabase(mode)
-  })
-  afterAll(async () => test?.drop())
-
-  const pick = selectedOnce(2, (db, skus: string[], min: number) =>
+  // The same, run by Database.select outside any transaction.
+  const select = selectedOnce(2, (db, skus: string[], min: number) =>
     db
       .selectFrom('products')
       .select(['sku', 'version_number as version'])
@@ -67,12 +60,12 @@ describe.each(modes)('a read compiled once and run by Database.select (%s)', (mo
       ])
       .execute()
     statements.length = 0
-    expect(await pick(database, ['SELECT-A', 'SELECT-B', 'SELECT-C'], 0)).toEqual([
+    expect(await select(database, ['SELECT-A', 'SELECT-B', 'SELECT-C'], 0)).toEqual([
       { sku: 'SELECT-A', version: 1 },
       { sku: 'SELECT-B', version: 7 },
     ])
     await database.db.updateTable('products').set({ version_number: 8 }).where('sku', '=', 'SELECT-A').execute()
-    expect(await pick(database, ['SELECT-A', 'SELECT-B'], 8)).toEqual([{ sku: 'SELECT-A', version: 8 }])
+    expect(await select(database, ['SELECT-A', 'SELECT-B'], 8)).toEqual([{ sku: 'SELECT-A', version: 8 }])
     expect(statements.filter((s) => s.startsWith('select'))).toHaveLength(2)
     expect(new Set(statements.filter((s) => s.startsWith('select'))).size).toBe(1)
   })

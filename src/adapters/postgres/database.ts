@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { type CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { pgliteThread, pipelinedPgliteDialect } from './pglite-thread.ts'
-import { asUnavailable, preparingPool, statementName } from './prepared-client.ts'
+import { asUnavailable, preparedQuery, preparingPool } from './prepared-client.ts'
 import type { Schema } from './schema.ts'
 import { typeParser } from './type-parsers.ts'
 
@@ -129,10 +129,8 @@ export function openDatabase(settings: DatabaseSettings): Database {
       durable: async () => {},
       async select<R>(query: CompiledQuery<R>) {
         settings.onQuery?.(query.sql)
-        const values = [...query.parameters]
-        const config = values.length > 0 ? { name: statementName(query.sql), text: query.sql, values } : query.sql
         try {
-          return (await pool.query(config)).rows as R[]
+          return (await pool.query(preparedQuery(query.sql, query.parameters))).rows as R[]
         } catch (error) {
           throw asUnavailable(error)
         }

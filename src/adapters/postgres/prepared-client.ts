@@ -5,8 +5,7 @@ import { Unavailable } from '../../service-layer/ports.ts'
 
 const names = new Map<string, string>()
 
-/** The name a statement is prepared under: one per text, the same on every connection. */
-export function statementName(text: string): string {
+function statementName(text: string): string {
   let name = names.get(text)
   if (!name) {
     name = `s${createHash('sha1').update(text).digest('hex').slice(0, 20)}`
@@ -34,6 +33,12 @@ export function preparingPool(pool: pg.Pool): PostgresPool {
   }
 }
 
+/** A statement with parameters, prepared under its name; one without, sent as it is. */
+export function preparedQuery(sql: string, parameters: ReadonlyArray<unknown>): pg.QueryConfig {
+  const values = [...parameters]
+  return values.length > 0 ? { name: statementName(sql), text: sql, values } : { text: sql }
+}
+
 class PreparingClient implements PostgresPoolClient {
   readonly #client: pg.PoolClient
   /** A statement failed for want of the server: the connection goes, rather than back to the pool. */
@@ -50,14 +55,14 @@ class PreparingClient implements PostgresPoolClient {
     parameters: ReadonlyArray<unknown> = [],
   ): Promise<PostgresQueryResult<R>> | PostgresCursor<R> {
     if (typeof sql !== 'string') throw new Error('Streaming queries are not used by this service')
-    const values = [...parameters]
-    const query = values.length > 0 ? { name: statementName(sql), text: sql, values } : { text: sql }
     // Rows are whatever the statement selects; Kysely gives them their type.
-    return (this.#client.query(query) as unknown as Promise<PostgresQueryResult<R>>).catch((error: unknown) => {
-      if (!isConnectionFailure(error)) throw error
-      this.#broken = true
-      throw asUnavailable(error)
-    })
+    return (this.#client.query(preparedQuery(sql, parameters)) as unknown as Promise<PostgresQueryResult<R>>).catch(
+      (error: unknown) => {
+        if (!isConnectionFailure(error)) throw error
+        this.#broken = true
+        throw asUnavailable(error)
+      },
+    )
   }
 
   release(destroy?: boolean): void {
