@@ -110,15 +110,18 @@ export function openDatabase(settings: DatabaseSettings): Database {
       ...(statementTimeout > 0 && { statement_timeout: statementTimeout, query_timeout: statementTimeout + 1000 }),
       keepAlive: true,
       types: { getTypeParser: typeParser },
+      // Set by a statement, the first on the connection, rather than as a startup option, which connection
+      // poolers in front of PostgreSQL often refuse. The pool hands the connection out once it is done, so
+      // no statement queues behind it. Should it fail, the server plans as it would.
+      onConnect: (client) =>
+        client.query(`SET plan_cache_mode = ${PLAN_CACHE_MODE}`).then(
+          () => {},
+          () => {},
+        ),
     })
     // The pool listens to idle connections only; a connection in use that breaks would emit 'error' with
     // no listener and end the process. Each connection gets a listener for its whole life instead.
-    pool.on('connect', (client) => {
-      client.on('error', (error) => settings.onConnectionError?.(error))
-      // Set by a statement, the first on the connection, rather than as a startup option, which
-      // connection poolers in front of PostgreSQL often refuse. Should it fail, the server plans as it would.
-      client.query(`SET plan_cache_mode = ${PLAN_CACHE_MODE}`).catch(() => {})
-    })
+    pool.on('connect', (client) => client.on('error', (error) => settings.onConnectionError?.(error)))
     pool.on('error', () => {})
     const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }), ...(log && { log }) })
     return {

@@ -1,0 +1,29 @@
+import { CompiledQuery } from 'kysely'
+import { describe, expect, it } from 'vitest'
+import { type Mode, modes, openTestDatabase } from './support.ts'
+
+describe.each(modes)('connections to the database (%s)', (mode: Mode) => {
+  it('are set up before their first statement: plans made once, and no statement queued behind the set-up', async () => {
+    const warnings: string[] = []
+    const onWarning = (warning: Error) => warnings.push(warning.message)
+    process.on('warning', onWarning)
+    const test = await openTestDatabase(mode)
+    try {
+      if (!test) throw new Error(`${mode} did not open`)
+      // More at once than the migrations used: the pool opens new connections for them.
+      const shown = await Promise.all(
+        Array.from({ length: 10 }, () =>
+          test.database.select(CompiledQuery.raw<{ plan_cache_mode: string }>('show plan_cache_mode')),
+        ),
+      )
+      expect(shown.flat()).toEqual(Array(10).fill({ plan_cache_mode: 'force_generic_plan' }))
+      if (mode === 'postgres') expect(test.database.poolStats().total).toBeGreaterThan(1)
+      // node-postgres warns when a statement is sent on a connection still running another.
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(warnings).toEqual([])
+    } finally {
+      process.off('warning', onWarning)
+      await test?.drop()
+    }
+  })
+})
