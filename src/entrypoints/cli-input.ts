@@ -1,6 +1,6 @@
 import type { TSchema } from 'typebox'
 import { Value } from 'typebox/value'
-import { describesControlCharacters } from './command-schemas.ts'
+import { formatProblem } from './http/schemas.ts'
 
 export class InvalidInput extends Error {
   override readonly name = 'InvalidInput'
@@ -10,8 +10,7 @@ export class InvalidInput extends Error {
 export function parseInput<T>(schema: TSchema, input: unknown, what: string): T {
   if (Value.Check(schema, input)) return input as T
   const problems = [...Value.Errors(schema, input)].map(
-    (e) =>
-      `${e.instancePath || 'value'} ${describesControlCharacters(e.keyword, e.params) ? 'must not contain control characters' : e.message}`,
+    (e) => `${e.instancePath || 'value'} ${formatProblem(e.keyword, e.params) ?? e.message}`,
   )
   throw new InvalidInput(`Invalid ${what}: ${problems.join('; ')}`)
 }

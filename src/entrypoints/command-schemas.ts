@@ -4,10 +4,10 @@ import type { ChangeBatchQuantity, Command } from '../domain/commands.ts'
 import {
   BatchEta,
   BatchQuantity,
+  formatProblem,
   LineParams,
   NewAllocation,
   NewBatch,
-  NO_CONTROL_CHARACTERS,
   RefParams,
 } from './http/schemas.ts'
 
@@ -78,10 +78,6 @@ function describe({ keyword, instancePath, params, message }: ValidationError): 
     const extra = (params as { additionalProperties?: string[] }).additionalProperties ?? []
     return [`fields not allowed: ${extra.map((field) => `"${field}"`).join(', ')}`]
   }
-  const problem = describesControlCharacters(keyword, params) ? 'must not contain control characters' : message
+  const problem = formatProblem(keyword, params) ?? message
   return [instancePath === '' ? problem : `"${instancePath.slice(1)}" ${problem}`]
-}
-
-export function describesControlCharacters(keyword: string, params: object): boolean {
-  return keyword === 'pattern' && (params as { pattern?: unknown }).pattern === NO_CONTROL_CHARACTERS
 }

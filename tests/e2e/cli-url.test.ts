@@ -73,7 +73,9 @@ describe.each(await storageModes())('the command line with --url ($name)', (mode
     expect(answer.stderr).toContain(
       'Line 1202, column 4 (eta): must be a real calendar date written YYYY-MM-DD, not "2027-02-30"\n',
     )
-    expect(answer.stderr).toContain('Line 1302, column 2 (sku): must not contain control characters')
+    expect(answer.stderr).toContain(
+      'Line 1302, column 2 (sku): must not contain control characters or unpaired surrogates',
+    )
     // The first chunk (rows 1 to 1000) is written; the second, with the bad rows, is not.
     expect(answer.stdout).toMatch(/^1000 batches added, 0 already there, 500 not written \(chunks with 2 bad rows\)/)
     expect((await client(running().url).get(`/products/${good}`)).body.batches).toHaveLength(1000)

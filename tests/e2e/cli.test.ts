@@ -57,8 +57,12 @@ describe('the allocation command line (embedded database)', () => {
     const imported = await cli('import-batches', csv)
     expect(imported.code).toBe(1)
     expect(imported.stdout).toMatch(/^0 batches added, 0 already there, 3 not written \(chunks with 2 bad rows\)/)
-    expect(imported.stderr).toContain('Line 2, column 1 (ref): must not contain control characters')
-    expect(imported.stderr).toContain('Line 3, column 2 (sku): must not contain control characters')
+    expect(imported.stderr).toContain(
+      'Line 2, column 1 (ref): must not contain control characters or unpaired surrogates',
+    )
+    expect(imported.stderr).toContain(
+      'Line 3, column 2 (sku): must not contain control characters or unpaired surrogates',
+    )
   })
 
   // b-ship, the shipment of LAMP added above.

@@ -105,7 +105,7 @@ describe.each(modes)('POST /batches/bulk (%s)', (mode: Mode) => {
     expect(answer.statusCode).toBe(400)
     expect(answer.json()).toMatchObject({
       code: 'validation_failed',
-      message: 'The field "batches.1.sku" must not contain control characters',
+      message: 'The field "batches.1.sku" must not contain control characters or unpaired surrogates',
     })
     expect(await stored([ref])).toEqual([])
   })

@@ -6,7 +6,7 @@ const CONTROL_CHARACTERS = ['\u0000', '\u0001', '\t', '\n', '\r', '\u001b', '\u0
 const hostile = (c: string) => `id${c}x`
 const path = (id: string) => encodeURIComponent(id)
 
-describe('an id with a control character', () => {
+describe('an id with a control character or an unpaired surrogate', () => {
   const app = appOnPglite()
 
   const expectRefused = async (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: object) => {
@@ -14,7 +14,7 @@ describe('an id with a control character', () => {
     expect([method, url, answer.statusCode]).toEqual([method, url, 400])
     expect(answer.json()).toMatchObject({
       code: 'validation_failed',
-      message: expect.stringMatching(/must not contain control characters$/),
+      message: expect.stringMatching(/must not contain control characters or unpaired surrogates$/),
     })
   }
 
@@ -43,11 +43,27 @@ describe('an id with a control character', () => {
     for (const c of CONTROL_CHARACTERS) {
       const payload = JSON.stringify({ orderid: hostile(c), sku: 'sku-1', qty: 1 })
       expect(() => parseCommand('Allocate', payload)).toThrow(MalformedMessage)
-      expect(() => parseCommand('Allocate', payload)).toThrow(/"orderid" must not contain control characters/)
+      expect(() => parseCommand('Allocate', payload)).toThrow(
+        /"orderid" must not contain control characters or unpaired surrogates/,
+      )
       expect(() => parseBatchQuantityMessage(JSON.stringify({ batchref: hostile(c), qty: 1 }))).toThrow(
         MalformedMessage,
       )
     }
+  })
+
+  // Half of a UTF-16 pair has no UTF-8 form: JSON carries it escaped, a URL cannot carry it at all.
+  it.each([
+    ['\\ud800', '\ud800'],
+    ['\\udfff', '\udfff'],
+  ])('an unpaired surrogate %s in a body or a command is refused', async (_name, c) => {
+    const id = hostile(c)
+    await expectRefused('POST', '/batches', { ref: id, sku: 'sku-1', qty: 1, eta: null })
+    await expectRefused('POST', '/allocations', { orderid: 'order-1', sku: id, qty: 1 })
+    await expectRefused('POST', '/allocate', { orderid: id, sku: 'sku-1', qty: 1 })
+    expect(() => parseCommand('Allocate', JSON.stringify({ orderid: id, sku: 'sku-1', qty: 1 }))).toThrow(
+      /"orderid" must not contain control characters or unpaired surrogates/,
+    )
   })
 
   it('leaves every other character alone', async () => {

@@ -68,21 +68,33 @@ const qty = fc.oneof(
 )
 const eta = fc.oneof(
   fc.constant(null),
-  fc.constantFrom('2027-01-31', '2026-02-30', '2027-13-01', '31/01/2027', '', 20270131, '2027-01-31T00:00:00Z'),
+  fc.constantFrom(
+    '2027-01-31',
+    '2026-02-30',
+    '0000-01-01',
+    '2027-13-01',
+    '31/01/2027',
+    '',
+    20270131,
+    '2027-01-31T00:00:00Z',
+  ),
 )
+
+/** As `hostileId`, and halves of UTF-16 pairs, which a JSON body can carry (`"\\ud800"`) but a URL cannot. */
+const bodyId = fc.oneof(hostileId, fc.constantFrom('\ud800', 'a\udfffb', '\udc00\ud800', `${'x'.repeat(254)}\ud83d`))
 
 const field = <T>(value: fc.Arbitrary<T>) => fc.option(value, { nil: undefined })
 const body = fc.oneof(
-  fc.record({ ref: field(hostileId), sku: field(hostileId), qty: field(qty), eta: field(eta) }),
+  fc.record({ ref: field(bodyId), sku: field(bodyId), qty: field(qty), eta: field(eta) }),
   fc.record({
-    orderid: field(hostileId),
-    sku: field(hostileId),
+    orderid: field(bodyId),
+    sku: field(bodyId),
     qty: field(qty),
     backorder: field(fc.oneof(fc.boolean(), fc.constant('yes'))),
     holdSeconds: field(fc.oneof(fc.integer({ min: -5, max: 100_000 }), fc.constant('60'))),
   }),
   fc.record({ qty: field(qty), eta: field(eta), extra: field(fc.jsonValue()) }),
-  fc.record({ batches: fc.array(fc.record({ ref: hostileId, sku: hostileId, qty, eta }), { maxLength: 5 }) }),
+  fc.record({ batches: fc.array(fc.record({ ref: bodyId, sku: bodyId, qty, eta }), { maxLength: 5 }) }),
   fc.jsonValue(),
 )
 

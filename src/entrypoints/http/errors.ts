@@ -9,7 +9,7 @@ import {
   UnknownBatch,
 } from '../../domain/errors.ts'
 import { ConcurrencyConflict, Unavailable } from '../../service-layer/ports.ts'
-import { type ErrorBody, NO_CONTROL_CHARACTERS } from './schemas.ts'
+import { type ErrorBody, formatProblem } from './schemas.ts'
 
 /** A GET of an order without allocations (or without lines); not a domain failure, so it lives here. */
 export class UnknownOrder extends Error {
@@ -177,17 +177,13 @@ export function problemOf({
     case 'enum':
       return `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`
     case 'pattern':
-      return params.pattern === NO_CONTROL_CHARACTERS
-        ? 'must not contain control characters'
-        : `must match the pattern ${params.pattern}`
+      return formatProblem(keyword, params) ?? `must match the pattern ${params.pattern}`
     case 'minItems':
       return `must have at least ${params.limit} item${params.limit === 1 ? '' : 's'}`
     case 'maxItems':
       return `must have at most ${params.limit} items`
     case 'format':
-      return params.format === 'date'
-        ? 'must be a real calendar date written YYYY-MM-DD'
-        : `must be a valid ${params.format}`
+      return formatProblem(keyword, params) ?? `must be a valid ${params.format}`
     default:
       return message ?? 'is invalid'
   }

@@ -10,11 +10,30 @@ import { type Static, Type } from 'typebox'
 
 const MAX_QTY = 2_147_483_647
 
-/** No control characters (U+0000 to U+001F, U+007F): PostgreSQL refuses NUL, and logs and terminals the rest. */
-export const NO_CONTROL_CHARACTERS = '^[^\\u0000-\\u001F\\u007F]*$'
+/**
+ * Ids are plain text. No control characters (U+0000 to U+001F, U+007F): PostgreSQL refuses NUL, and logs
+ * and terminals the rest. No unpaired surrogate (half of a UTF-16 pair, which JSON can escape as `\\ud800`):
+ * it has no UTF-8 form, and PostgreSQL's JSON refuses it. Patterns are Unicode expressions, so a whole pair
+ * (an emoji) is one character and passes.
+ */
+const ID_TEXT = '^[^\\u0000-\\u001F\\u007F\\uD800-\\uDFFF]*$'
 
-const id = (description: string) =>
-  Type.String({ minLength: 1, maxLength: 255, pattern: NO_CONTROL_CHARACTERS, description })
+/** ajv-formats' `date` takes the year 0000, which PostgreSQL's dates do not have (1 BC is its year 0001 BC). */
+const NOT_YEAR_ZERO = '^(?!0000-)'
+
+const DATE_PROBLEM = 'must be a real calendar date written YYYY-MM-DD'
+
+/** What a value that fails `format` or `pattern` is missing, in words; `undefined` for patterns not ours. */
+export function formatProblem(keyword: string, params: object): string | undefined {
+  const { pattern, format } = params as { pattern?: unknown; format?: unknown }
+  if (keyword === 'pattern' && pattern === ID_TEXT) return 'must not contain control characters or unpaired surrogates'
+  if ((keyword === 'pattern' && pattern === NOT_YEAR_ZERO) || (keyword === 'format' && format === 'date')) {
+    return DATE_PROBLEM
+  }
+  return undefined
+}
+
+const id = (description: string) => Type.String({ minLength: 1, maxLength: 255, pattern: ID_TEXT, description })
 
 const Ref = id('Batch reference')
 const Sku = id('Stock-keeping unit')
@@ -27,6 +46,7 @@ const Count = Type.Integer({ minimum: 0 })
 const Eta = Type.Unsafe<string | null>({
   type: ['string', 'null'],
   format: 'date',
+  pattern: NOT_YEAR_ZERO,
   description: '`null` for warehouse stock, otherwise the arrival date as YYYY-MM-DD',
 })
 const NullableBatchref = Type.Unsafe<string | null>({
