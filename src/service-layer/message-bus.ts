@@ -78,8 +78,11 @@ export function createMessageBus(
         return [result, uow.collectNewEvents()]
       } catch (error) {
         if (!(error instanceof ConcurrencyConflict) || attempt >= maxAttempts) throw error
-        metrics.writeConflictRetried()
-        logger.debug({ err: error, attempt }, 'transaction lost a race; retrying')
+        if (error.raced) metrics.writeConflictRetried()
+        logger.debug(
+          { err: error, attempt },
+          error.raced ? 'transaction lost a race; retrying' : 'retrying with what the store read',
+        )
         contended = attempt > 1 || !error.refreshed
       } finally {
         await uow.close()

@@ -146,15 +146,18 @@ export class Unavailable extends Error {
 /**
  * A write lost a race for its product (version changed, serialisation failure); retrying is safe.
  * `refreshed`: the store now knows the product as the winner left it, so a retry without locks can
- * succeed at once.
+ * succeed at once. `raced: false`: no other writer was involved, only a guess of the store's proven
+ * wrong (a line assumed new exists); the retry reads what it guessed.
  */
 export class ConcurrencyConflict extends Error {
   override readonly name = 'ConcurrencyConflict'
   readonly refreshed: boolean
+  readonly raced: boolean
 
-  constructor(message: string, options: ErrorOptions & { refreshed?: boolean } = {}) {
+  constructor(message: string, options: ErrorOptions & { refreshed?: boolean; raced?: boolean } = {}) {
     super(message, options)
     this.refreshed = options.refreshed ?? false
+    this.raced = options.raced ?? true
   }
 }
 

@@ -311,6 +311,11 @@ export class PgProductStore implements ProductStore {
     })
     if (!rows[0]?.saved) {
       const current = rows[0]?.current
+      if (current?.versionNumber === before.versionNumber) {
+        // No other writer: a line assumed new exists (the same line sent again). Read afresh, it is answered.
+        this.#cache.forget(sku)
+        throw new ConcurrencyConflict(`A line of product ${sku} assumed new exists`, { refreshed: true, raced: false })
+      }
       if (current) this.#cache.set(sku, current)
       else this.#cache.forget(sku)
       throw new ConcurrencyConflict(`Product ${sku} changed since it was loaded`, { refreshed: Boolean(current) })
