@@ -90,6 +90,14 @@ describe('the HTTP API with API keys', () => {
     }
   })
 
+  it('reads the scheme name in any case, as HTTP says', async () => {
+    for (const scheme of ['bearer', 'BEARER', 'Bearer']) {
+      const headers = { authorization: `${scheme} ${READ_SECRET}` }
+      const answer = await app.inject({ method: 'GET', url: '/products', headers })
+      expect([scheme, answer.statusCode]).toEqual([scheme, 200])
+    }
+  })
+
   it('lets a read key read, and answers 403 forbidden when it tries to write', async () => {
     const read = await app.inject({ method: 'GET', url: '/products', headers: auth(READ_SECRET) })
     expect(read.statusCode).toBe(200)

@@ -88,6 +88,8 @@ export async function requireApiKeys(app: FastifyInstance, keys: readonly ApiKey
   await app.register(bearerAuth, {
     keys: [],
     addHook: false,
+    // The scheme's name is case-insensitive (RFC 9110, 11.1): `bearer <secret>` is a key too.
+    specCompliance: 'rfc6749',
     verifyErrorLogLevel: 'debug',
     auth: (secret: string, request: FastifyRequest) => {
       request.apiKey = findKey(keys, secret) ?? null
