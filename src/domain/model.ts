@@ -219,7 +219,9 @@ export class Product {
   /**
    * Sets a batch's purchased quantity. When it falls below what is allocated, the most recent lines
    * leave it until it fits; each goes to the best batch that can take it, or waits as a backorder (a
-   * held line keeps its expiry elsewhere, or is released). Returns the lines that left, as they were.
+   * held line keeps its expiry elsewhere, or is released). A line taken off that the room left can take
+   * back, where no better batch can, stays: it did not need to leave. Returns the lines that left, as
+   * they were, newest first.
    */
   changeBatchQuantity(ref: string, qty: number): LineState[] {
     const batch = this.batch(ref)
@@ -242,10 +244,17 @@ export class Product {
     if (batch.availableQuantity < 0) {
       throw new Error(`Batch ${ref} is over-allocated but its latest lines were not loaded`)
     }
-    for (const line of [...moved].sort(acceptanceOrder)) this.#move(line, ref)
+    const stayed = new Set<LineState>()
+    for (const line of [...moved].sort(acceptanceOrder)) {
+      if (this.preferredBatch(line.line.qty) === batch) {
+        batch.allocatedQuantity += line.line.qty
+        stayed.add(line)
+      } else this.#move(line, ref)
+    }
+    const left = moved.filter((line) => !stayed.has(line))
     // The batch may keep some room, less than the lines taken off but enough for a smaller waiting line.
-    if (moved.length > 0 && batch.availableQuantity > 0) this.gainedStock = true
-    return moved
+    if (left.length > 0 && batch.availableQuantity > 0) this.gainedStock = true
+    return left
   }
 
   /**

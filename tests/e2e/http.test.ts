@@ -110,19 +110,23 @@ describe.each(await storageModes())('the HTTP API on $name', (mode) => {
       expect(answer.status).toBe(200)
       expect(answer.body).toEqual({
         batch: { ref: warehouse, sku, eta: null, purchased: 7, allocated: 6, available: 1 },
-        moved: [{ orderid: second, sku, qty: 4, batchref: shipment }],
+        moved: [
+          { orderid: second, sku, qty: 4, status: 'allocated', batchref: shipment, eta: '2030-01-01', expiresAt: null },
+        ],
       })
       expect((await api().get(`/allocations/${second}`)).body).toEqual([{ sku, batchref: shipment }])
       expect((await api().get(`/batches/${shipment}`)).body.allocated).toBe(4)
     })
 
-    it('reports a moved line that no batch can take with a null batchref', async () => {
+    it('reports a moved line that no batch can take as backordered, with a null batchref', async () => {
       const [ref, sku, orderid] = [randomBatchref(), randomSku(), randomOrderid()]
       await addBatch(ref, sku, 5, null)
       await api().post('/allocations', { orderid, sku, qty: 5 })
       const answer = await api().patch(`/batches/${ref}`, { qty: 1 })
       expect(answer.status).toBe(200)
-      expect(answer.body.moved).toEqual([{ orderid, sku, qty: 5, batchref: null }])
+      expect(answer.body.moved).toEqual([
+        { orderid, sku, qty: 5, status: 'backordered', batchref: null, eta: null, expiresAt: null },
+      ])
       expect((await api().get(`/allocations/${orderid}`)).status).toBe(404)
     })
 

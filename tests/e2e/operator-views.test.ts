@@ -81,8 +81,28 @@ describe.each(await storageModes())('what an operator reads before acting, on $n
 
     const changed = await api().patch(`/batches/${shrinking}`, { qty: 4 })
     expect(changed.status).toBe(200)
+    // The change does what the preview said, each line as it is now.
+    expect(changed.body.moved).toEqual([
+      { orderid: c, sku, qty: 3, status: 'released', batchref: null, eta: null, expiresAt: null },
+      { orderid: b, sku, qty: 3, status: 'allocated', batchref: other, eta: '2027-05-01', expiresAt: null },
+    ])
     expect((await api().get(`/orders/${b}`)).body.lines[0]).toMatchObject({ status: 'allocated', batchref: other })
     expect((await api().get(`/orders/${c}`)).status).toBe(404)
+  })
+
+  it('leaves on a shrunk batch a line the room left can take back, in the preview and the change', async () => {
+    const [sku, ref] = [randomSku(), randomBatchref()]
+    const [a, b, c] = [randomOrderid(), randomOrderid(), randomOrderid()]
+    await post('/batches', { ref, sku, qty: 20, eta: null }, 201)
+    await post('/allocations', { orderid: a, sku, qty: 10 }, 201)
+    await post('/allocations', { orderid: b, sku, qty: 7 }, 201)
+    const held = await api().post('/allocations', { orderid: c, sku, qty: 1, holdSeconds: 600 })
+    // 18 on 15: c and b come off; b (7) fits nowhere, c (1) fits the room left, on its own batch.
+    const backordered = { orderid: b, sku, qty: 7, status: 'backordered', batchref: null }
+    expect((await api().get(`/batches/${ref}/moves?qty=15`)).body.moved).toEqual([backordered])
+    const changed = await api().patch(`/batches/${ref}`, { qty: 15 })
+    expect(changed.body.moved).toEqual([{ ...backordered, eta: null, expiresAt: null }])
+    expect((await api().get(`/orders/${c}`)).body.lines).toEqual([held.body])
   })
 
   it('answers 404 unknown_batch for the moves of an unknown batch and 400 without a qty', async () => {

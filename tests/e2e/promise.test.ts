@@ -127,7 +127,9 @@ describe.each(await storageModes())('promise dates on $name', (mode) => {
       expect(answer.status).toBe(200)
       expect(answer.body).toEqual({
         batch: { ref, sku, eta: '2027-01-20', purchased: 5, allocated: 4, available: 1 },
-        moved: [{ orderid: second, sku, qty: 4, batchref: other }],
+        moved: [
+          { orderid: second, sku, qty: 4, status: 'allocated', batchref: other, eta: '2027-02-01', expiresAt: null },
+        ],
       })
       const { body } = await api().get(`/events?after=${before}&limit=1000`)
       const ours = body.events.filter((e: { sku: string }) => e.sku === sku)

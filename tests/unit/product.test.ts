@@ -127,4 +127,19 @@ describe('Product', () => {
     expect(product.batch('b1')?.allocatedQuantity).toBe(4)
     expect(product.events.filter((e) => e.type === 'Deallocated')).toHaveLength(2)
   })
+
+  it('keeps on a shrunk batch a line taken off that the room left can take back', () => {
+    const product = productWith('BIG-SOFA', [['b1', 20, null]])
+    product.allocate({ orderid: 'o1', sku: 'BIG-SOFA', qty: 10 })
+    product.allocate({ orderid: 'o2', sku: 'BIG-SOFA', qty: 7 })
+    product.allocate({ orderid: 'o3', sku: 'BIG-SOFA', qty: 1 }, { holdSeconds: 60, now: 0 })
+    product.events.length = 0
+    // 18 on a batch of 15: o3 and o2 come off; o2 (7) fits nowhere, o3 (1) fits the 5 left where it was.
+    const moved = product.changeBatchQuantity('b1', 15)
+    expect(moved.map((a) => a.line.orderid)).toEqual(['o2'])
+    expect(product.lines.get('o3')).toMatchObject({ status: 'held', batchref: 'b1', expiresAt: 60_000 })
+    expect(product.lines.get('o2')).toMatchObject({ status: 'backordered', batchref: null })
+    expect(product.batch('b1')?.allocatedQuantity).toBe(11)
+    expect(product.events.filter((e) => 'orderid' in e && e.orderid === 'o3')).toEqual([])
+  })
 })

@@ -98,7 +98,7 @@ export function resourceRoutes({ bus, views, availability }: Service): FastifyPl
         const moved = await Promise.all(
           deallocated.map(async ({ orderid, sku, qty }) => {
             const now = (await views.order(orderid)).find((l) => l.sku === sku)
-            return { orderid, sku, qty, batchref: now?.batchref ?? null }
+            return now ?? { orderid, sku, qty, status: 'released' as const, batchref: null, eta: null, expiresAt: null }
           }),
         )
         return { batch: await batchView(ref), moved }

@@ -267,9 +267,17 @@ export const AllocateAnswer = Type.Object({ batchref: NullableBatchref })
 
 export const BatchChanged = Type.Object({
   batch: Batch,
-  moved: Type.Array(Type.Object({ orderid: Orderid, sku: Sku, qty: Qty, batchref: NullableBatchref }), {
-    description: 'Each line taken off the batch, with the batch it is allocated to now',
-  }),
+  moved: Type.Array(
+    Type.Object({
+      ...Line.properties,
+      status: Type.Union([...LineStatus.anyOf, Type.Literal('released')], {
+        description:
+          'Its state now: on another batch (allocated, held), waiting (backordered), or a hold released for ' +
+          'want of room (released: no longer a line, so batchref, eta and expiresAt are null)',
+      }),
+    }),
+    { description: 'Each line taken off the batch, as it is now' },
+  ),
 })
 
 const event = <T extends string, P extends Parameters<typeof Type.Object>[0]>(type: T, properties: P) =>
