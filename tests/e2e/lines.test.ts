@@ -72,6 +72,8 @@ describe.each(await storageModes())('order lines over HTTP on $name', (mode) => 
       expect(answer.status, JSON.stringify(extra)).toBe(400)
       expect(answer.body.code).toBe('validation_failed')
       expect(answer.body.message).toMatch(/holdSeconds|backorder|hold/)
+      // Every validation failure names its field, this rule across two fields included.
+      expect(answer.body.details?.[0]?.field, JSON.stringify(extra)).toMatch(/^(holdSeconds|backorder)$/)
     }
     expect((await api().get(`/orders/${orderid}`)).status).toBe(404)
     expect((await api().get(`/batches/${ref}`)).body.allocated).toBe(0)

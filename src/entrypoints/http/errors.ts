@@ -49,7 +49,8 @@ export class LineOutOfStock extends Error {
 export type ErrorAnswer = Readonly<{ status: number; body: ErrorBody; retryAfter?: number }>
 
 type ErrorClass = abstract new (...args: never[]) => Error
-type Rule = Readonly<{ status: number; code: string; message?: string; retryAfter?: number }>
+type Detail = NonNullable<ErrorBody['details']>[number]
+type Rule = Readonly<{ status: number; code: string; message?: string; retryAfter?: number; detail?: Detail }>
 
 const UNAVAILABLE_MESSAGE = 'The database is not answering; nothing was changed, please try again shortly'
 
@@ -66,7 +67,14 @@ export const shuttingDownAnswer: ErrorAnswer = {
  */
 const rules: ReadonlyArray<readonly [ErrorClass | string, Rule]> = [
   [InvalidSku, { status: 400, code: 'invalid_sku' }],
-  [HoldWithBackorder, { status: 400, code: 'validation_failed' }],
+  [
+    HoldWithBackorder,
+    {
+      status: 400,
+      code: 'validation_failed',
+      detail: { location: 'body', field: 'holdSeconds', rule: 'not', message: 'must not come with "backorder": true' },
+    },
+  ],
   [UnknownBatch, { status: 404, code: 'unknown_batch' }],
   [NotAllocated, { status: 404, code: 'not_allocated' }],
   [UnknownOrder, { status: 404, code: 'unknown_order' }],
@@ -105,7 +113,8 @@ export function answerFor(error: unknown): ErrorAnswer {
     const validation = validationOf(error)
     if (validation) return { status: rule.status, body: validationBody(validation.context, validation.errors) }
     const message = rule.message ?? (error as Error).message
-    const answer = { status: rule.status, body: { message, code: rule.code } }
+    const body = { message, code: rule.code, ...(rule.detail && { details: [rule.detail] }) }
+    const answer = { status: rule.status, body }
     return rule.retryAfter === undefined ? answer : { ...answer, retryAfter: rule.retryAfter }
   }
   // Fastify's other client errors (a malformed URL, a poisoned prototype, a bad content-length) carry
