@@ -8,7 +8,8 @@ export type LineStatus = 'allocated' | 'held' | 'backordered'
 /**
  * An accepted line in its one state: `batchref` is `null` only when backordered, `expiresAt` (epoch
  * milliseconds) is set only when held. `accepted` orders lines by first acceptance (the backorder queue);
- * `null` for a line not stored yet, which is newer than every stored one.
+ * `placed` orders the lines of a batch by when they were put on it (a shrinking batch loses the latest
+ * first). Either is `null` for what is not stored yet, which is newer than everything stored.
  */
 export type LineState = Readonly<{
   line: OrderLine
@@ -16,6 +17,7 @@ export type LineState = Readonly<{
   batchref: string | null
   expiresAt: number | null
   accepted: number | null
+  placed: number | null
 }>
 
 /** What an allocation request came to; `out_of_stock` lines are not kept. */
@@ -81,6 +83,11 @@ export function allocationPreference(a: Batch, b: Batch): number {
 /** Oldest acceptance first; lines not stored yet come last, in the order they were made. */
 export function acceptanceOrder(a: LineState, b: LineState): number {
   return (a.accepted ?? Number.POSITIVE_INFINITY) - (b.accepted ?? Number.POSITIVE_INFINITY) || 0
+}
+
+/** Placed on their batch earliest first, then by acceptance; lines placed by this change come last. */
+function placementOrder(a: LineState, b: LineState): number {
+  return (a.placed ?? Number.POSITIVE_INFINITY) - (b.placed ?? Number.POSITIVE_INFINITY) || acceptanceOrder(a, b)
 }
 
 /**
@@ -211,14 +218,14 @@ export class Product {
       const batch = this.preferredBatch(line.line.qty)
       if (!batch) continue
       batch.allocatedQuantity += line.line.qty
-      this.#set({ ...line, status: 'allocated', batchref: batch.ref })
+      this.#set({ ...line, status: 'allocated', batchref: batch.ref, placed: null })
       this.events.push({ type: 'Allocated', ...line.line, batchref: batch.ref })
     }
   }
 
   /**
-   * Sets a batch's purchased quantity. When it falls below what is allocated, the most recent lines
-   * leave it until it fits; each goes to the best batch that can take it, or waits as a backorder (a
+   * Sets a batch's purchased quantity. When it falls below what is allocated, the lines most recently
+   * placed on it leave until it fits; each goes to the best batch that can take it, or waits as a backorder (a
    * held line keeps its expiry elsewhere, or is released). A line taken off that the room left can take
    * back, where no better batch can, stays: it did not need to leave. Returns the lines that left, as
    * they were, newest first.
@@ -234,7 +241,7 @@ export class Product {
     const newestFirst = [...this.lines.values()]
       .filter((l) => l.batchref === ref)
       .reverse()
-      .sort((a, b) => acceptanceOrder(b, a))
+      .sort((a, b) => placementOrder(b, a))
     const moved: LineState[] = []
     for (const line of newestFirst) {
       if (batch.availableQuantity >= 0) break
@@ -280,7 +287,7 @@ export class Product {
         return
       }
       target.allocatedQuantity += line.line.qty
-      this.#set({ ...line, batchref: target.ref })
+      this.#set({ ...line, batchref: target.ref, placed: null })
       this.events.push({
         type: 'Held',
         ...line.line,
@@ -292,7 +299,7 @@ export class Product {
     this.events.push({ type: 'Deallocated', ...line.line, batchref: from, reason: 'batch-shrunk' })
     if (target) {
       target.allocatedQuantity += line.line.qty
-      this.#set({ ...line, batchref: target.ref })
+      this.#set({ ...line, batchref: target.ref, placed: null })
       this.events.push({ type: 'Allocated', ...line.line, batchref: target.ref })
     } else {
       this.#set({ ...line, status: 'backordered', batchref: null, expiresAt: null })
@@ -312,18 +319,18 @@ export class Product {
         this.events.push({ type: 'OutOfStock', ...line })
         return { status: 'out_of_stock', batchref: null, expiresAt: null }
       }
-      this.#set({ line, status: 'backordered', batchref: null, expiresAt: null, accepted })
+      this.#set({ line, status: 'backordered', batchref: null, expiresAt: null, accepted, placed: null })
       this.events.push({ type: 'Backordered', ...line })
       this.events.push({ type: 'OutOfStock', ...line })
       return this.lines.get(line.orderid) as LineState
     }
     batch.allocatedQuantity += line.qty
     if (options.holdSeconds === null) {
-      this.#set({ line, status: 'allocated', batchref: batch.ref, expiresAt: null, accepted })
+      this.#set({ line, status: 'allocated', batchref: batch.ref, expiresAt: null, accepted, placed: null })
       this.events.push({ type: 'Allocated', ...line, batchref: batch.ref })
     } else {
       const expiresAt = options.now + options.holdSeconds * 1000
-      this.#set({ line, status: 'held', batchref: batch.ref, expiresAt, accepted })
+      this.#set({ line, status: 'held', batchref: batch.ref, expiresAt, accepted, placed: null })
       this.events.push({ type: 'Held', ...line, batchref: batch.ref, expiresAt: iso(expiresAt) })
     }
     return this.lines.get(line.orderid) as LineState

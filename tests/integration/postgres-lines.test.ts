@@ -48,7 +48,7 @@ describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
     const product = await uow.products.get(sku, { orderids: [allocated, held, waiting] })
     await uow.close()
     const expiresAt = clock.time + 90_000
-    expect([...(product?.lines.values() ?? [])].map(({ accepted: _, ...line }) => line)).toEqual([
+    expect([...(product?.lines.values() ?? [])].map(({ accepted: _, placed: __, ...line }) => line)).toEqual([
       { line: { orderid: allocated, sku, qty: 4 }, status: 'allocated', batchref: ref, expiresAt: null },
       { line: { orderid: held, sku, qty: 5 }, status: 'held', batchref: ref, expiresAt },
       { line: { orderid: waiting, sku, qty: 7 }, status: 'backordered', batchref: null, expiresAt: null },
@@ -186,6 +186,33 @@ describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
     await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 4, eta: null })
     expect((await service.views.order(moved))[0]?.status).toBe('allocated')
     expect((await service.views.order(later))[0]?.status).toBe('backordered')
+  })
+
+  it('takes off a shrunk batch the lines most recently allocated to it: a backorder filled late, a line moved in', async (ctx) => {
+    if (!test) return ctx.skip()
+    const [sku, ref, other, third] = [randomSku(), randomBatchref(), randomBatchref(), randomBatchref()]
+    const [first, filled, direct, early] = ['first', 'filled', 'direct', 'early'].map((o) => randomOrderid(o))
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 6, eta: null })
+    await service.bus.handle({ type: 'Allocate', orderid: first, sku, qty: 4 })
+    // `filled` is accepted before `direct` but allocated after it, once `first` is cancelled.
+    await service.bus.handle({ type: 'Allocate', orderid: filled, sku, qty: 3, backorder: true })
+    await service.bus.handle({ type: 'Allocate', orderid: direct, sku, qty: 2 })
+    await service.bus.handle({ type: 'Deallocate', orderid: first, sku })
+    expect((await service.views.order(filled))[0]).toMatchObject({ status: 'allocated', batchref: ref })
+    // `early` goes to `other` directly, `ref` having 1 left.
+    await service.bus.handle({ type: 'CreateBatch', ref: other, sku, qty: 5, eta: '2027-03-01' })
+    await service.bus.handle({ type: 'Allocate', orderid: early, sku, qty: 2 })
+    expect((await service.views.order(early))[0]).toMatchObject({ batchref: other })
+
+    // 5 on a batch of 3: the latest allocated (`filled`, 3) leaves, not the latest accepted (`direct`, 2).
+    await service.bus.handle({ type: 'ChangeBatchQuantity', ref, qty: 3 })
+    expect((await service.views.order(filled))[0]).toMatchObject({ status: 'allocated', batchref: other })
+    expect((await service.views.order(direct))[0]).toMatchObject({ status: 'allocated', batchref: ref })
+    // On `other`, `filled` moved in after `early` was allocated there (though accepted before it): it leaves.
+    await service.bus.handle({ type: 'CreateBatch', ref: third, sku, qty: 3, eta: '2027-09-01' })
+    await service.bus.handle({ type: 'ChangeBatchQuantity', ref: other, qty: 3 })
+    expect((await service.views.order(filled))[0]).toMatchObject({ status: 'allocated', batchref: third })
+    expect((await service.views.order(early))[0]).toMatchObject({ status: 'allocated', batchref: other })
   })
 
   it('reads the backorder queue and the expired holds through their partial indexes, even as prepared statements', async (ctx) => {

@@ -61,6 +61,7 @@ describe.each(modes)('PostgreSQL repository and unit of work (%s)', (mode: Mode)
         batchref: b2,
         expiresAt: null,
         accepted: expect.any(Number),
+        placed: expect.any(Number),
       },
     ])
   })

@@ -27,6 +27,8 @@ type AllocationRow = {
   status: LineStatus
   batchref: string | null
   expiresAt: number | null
+  /** From the ids' sequence when placed on its batch after acceptance; else `null` (its id). */
+  placed: number | null
 }
 
 const toLine = (a: AllocationRow): LineState => ({
@@ -35,6 +37,7 @@ const toLine = (a: AllocationRow): LineState => ({
   batchref: a.batchref,
   expiresAt: a.expiresAt,
   accepted: a.id,
+  placed: a.placed ?? a.id,
 })
 
 /** The committed state, as the database would hold it. */
@@ -88,7 +91,10 @@ class FakeProductStore implements ProductStore {
     if (excessOf) {
       const batch = s.batches.get(excessOf.ref)
       let excess = batch ? batch.allocated - excessOf.qty : 0
-      for (const a of ofSku.filter((row) => row.batchref === excessOf.ref).reverse()) {
+      const newestPlaced = ofSku
+        .filter((row) => row.batchref === excessOf.ref)
+        .sort((a, b) => (b.placed ?? b.id) - (a.placed ?? a.id))
+      for (const a of newestPlaced) {
         if (excess <= 0) break
         chosen.add(a)
         excess -= a.qty
@@ -169,16 +175,16 @@ class FakeProductStore implements ProductStore {
     target.allocations = target.allocations.flatMap((a) => {
       if (a.sku !== product.sku || !before.orderids.has(a.orderid)) return [a]
       const now = product.lines.get(a.orderid)
-      return now
-        ? [{ ...a, qty: now.line.qty, status: now.status, batchref: now.batchref, expiresAt: now.expiresAt }]
-        : []
+      if (!now) return []
+      const placed = now.placed === null ? target.nextId++ : a.placed
+      return [{ ...a, qty: now.line.qty, status: now.status, batchref: now.batchref, expiresAt: now.expiresAt, placed }]
     })
     for (const { line, status, batchref, expiresAt } of product.lines.values()) {
       if (before.orderids.has(line.orderid)) continue
       if (target.allocations.some((a) => a.sku === line.sku && a.orderid === line.orderid)) {
         throw new ConcurrencyConflict(`Order ${line.orderid} of ${line.sku} allocated concurrently`)
       }
-      target.allocations.push({ id: target.nextId++, ...line, status, batchref, expiresAt })
+      target.allocations.push({ id: target.nextId++, ...line, status, batchref, expiresAt, placed: null })
     }
   }
 }

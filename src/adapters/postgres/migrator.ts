@@ -7,6 +7,7 @@ import * as queueOrder from './migrations/0004-queue-order.ts'
 import * as outboxPayloadStatistics from './migrations/0005-outbox-payload-statistics.ts'
 import * as pendingDeliveries from './migrations/0006-pending-deliveries.ts'
 import * as outboxHorizon from './migrations/0007-outbox-horizon.ts'
+import * as linePlacement from './migrations/0008-line-placement.ts'
 import type { Schema } from './schema.ts'
 
 /** Forward-only, in name order; a new migration is a new file added here. */
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '0005-outbox-payload-statistics': outboxPayloadStatistics,
   '0006-pending-deliveries': pendingDeliveries,
   '0007-outbox-horizon': outboxHorizon,
+  '0008-line-placement': linePlacement,
 }
 
 export async function migrateToLatest(db: Kysely<Schema>): Promise<string[]> {

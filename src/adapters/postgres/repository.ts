@@ -12,7 +12,7 @@ import type { Schema } from './schema.ts'
 /** The database or a transaction on it. */
 export type Executor = Kysely<Schema>
 
-/** A line row as loaded: `ref` is its batch's, `expires_ms` epoch milliseconds. */
+/** A line row as loaded: `ref` is its batch's, `expires_ms` epoch milliseconds, `placed` its place on the batch. */
 type LineRow = Readonly<{
   id: number
   orderid: string
@@ -20,6 +20,7 @@ type LineRow = Readonly<{
   status: LineStatus
   ref: string | null
   expires_ms: number | null
+  placed: number
 }>
 
 /** What a product looked like when loaded: the writes at commit are the difference. */
@@ -159,7 +160,13 @@ export class PgProductStore implements ProductStore {
       .execute()
     for (const row of rows) {
       if (product.lines.has(row.orderid)) continue
-      const line = toLineState(product.sku, { ...row, status: 'backordered', ref: null, expires_ms: null })
+      const line = toLineState(product.sku, {
+        ...row,
+        status: 'backordered',
+        ref: null,
+        expires_ms: null,
+        placed: row.id,
+      })
       product.lines.set(row.orderid, line)
       snapshot.lines.set(row.orderid, line)
     }
@@ -278,7 +285,8 @@ export class PgProductStore implements ProductStore {
         (old.line.qty !== l.line.qty ||
           old.status !== l.status ||
           old.batchref !== l.batchref ||
-          old.expiresAt !== l.expiresAt)
+          old.expiresAt !== l.expiresAt ||
+          old.placed !== l.placed)
       )
     })
     const batchIdOf = (l: LineState) => (l.batchref === null ? null : (batchIds.get(l.batchref) ?? null))
@@ -297,6 +305,7 @@ export class PgProductStore implements ProductStore {
       changedStatuses: changed.map((l) => l.status),
       changedBatchIds: changed.map(batchIdOf),
       changedExpiries: changed.map(expiryOf),
+      changedPlaced: changed.map((l) => l.placed === null),
       addedOrderids: added.map((l) => l.line.orderid),
       addedQtys: added.map((l) => l.line.qty),
       addedStatuses: added.map((l) => l.status),
@@ -339,6 +348,8 @@ export class PgProductStore implements ProductStore {
 const anyOf = (values: readonly string[]) => sql<string>`any(array(select jsonb_array_elements_text(${json(values)})))`
 
 const expiresMs = sql<number | null>`(extract(epoch from a.expires_at) * 1000)::float8`.as('expires_ms')
+/** When the line was placed on its batch: after its acceptance (`placed`), or when accepted (its id). */
+const placed = sql<number>`coalesce(a.placed, a.id)`.as('placed')
 
 function toLineState(sku: string, row: LineRow): LineState {
   return {
@@ -347,6 +358,7 @@ function toLineState(sku: string, row: LineRow): LineState {
     batchref: row.ref,
     expiresAt: row.expires_ms === null ? null : Math.round(row.expires_ms),
     accepted: row.id,
+    placed: Number(row.placed),
   }
 }
 
@@ -364,7 +376,7 @@ function withLines(db: Executor, orderids: RawBuilder<string>) {
       eb
         .selectFrom('allocations as a')
         .leftJoin('batches as b', 'b.id', 'a.batch_id')
-        .select(['a.id', 'a.orderid', 'a.qty', 'a.status', 'b.ref', expiresMs])
+        .select(['a.id', 'a.orderid', 'a.qty', 'a.status', 'b.ref', expiresMs, placed])
         .whereRef('a.sku', '=', 'p.sku')
         .where('a.orderid', '=', orderids)
         .orderBy('a.id'),
@@ -384,26 +396,33 @@ function withLines(db: Executor, orderids: RawBuilder<string>) {
 type ProductRow = Awaited<ReturnType<ReturnType<typeof withLines>['executeTakeFirstOrThrow']>>
 
 /**
- * The newest lines on `batch` (allocated or held) that together cover `excess` of its allocated qty, and
- * no more. Each line holds at least one unit, so no more than `excess` lines are read, newest first from
- * the batch's index: the cost is what moves, not the batch's history (summed over all its lines, a batch
- * with 500,000 lines took 370 ms to preview a move of one unit). The batch is matched by a range, not by
- * `=`, so that no plan can walk the primary key backwards instead.
+ * The lines most recently placed on `batch` (allocated or held) that together cover `excess` of its
+ * allocated qty, and no more. Each line holds at least one unit, so no more than `excess` lines are read
+ * from each of the batch's two indexes, newest first: the lines placed when they were accepted (by id)
+ * and those placed later (by `placed`). The cost is what moves, not the batch's history (summed over all
+ * its lines, a batch with 500,000 lines took 370 ms to preview a move of one unit). The batch is matched
+ * by a range, not by `=`, so that no plan can walk the primary key backwards instead.
  */
 export function latestCovering(db: Executor, sku: string, batch: BatchRow, excess: number) {
+  const onBatch = () =>
+    db
+      .selectFrom('allocations as a')
+      .select(['a.id', 'a.orderid', 'a.qty', 'a.status', expiresMs, placed])
+      .where('a.sku', '=', sku)
+      .where('a.batch_id', '>=', batch.id)
+      .where('a.batch_id', '<=', batch.id)
+      .orderBy('a.batch_id', 'desc')
+      .limit(excess)
+  const whenAccepted = onBatch().where('a.placed', 'is', null).orderBy('a.id', 'desc')
+  const later = onBatch().where('a.placed', 'is not', null).orderBy('a.placed', 'desc')
   return db
     .selectFrom((eb) =>
       eb
-        .selectFrom((inner) =>
-          inner
-            .selectFrom('allocations as a')
-            .select(['a.id', 'a.orderid', 'a.qty', 'a.status', expiresMs])
-            .where('a.sku', '=', sku)
-            .where('a.batch_id', '>=', batch.id)
-            .where('a.batch_id', '<=', batch.id)
-            .orderBy('a.batch_id', 'desc')
-            .orderBy('a.id', 'desc')
-            .limit(excess)
+        .selectFrom(
+          db
+            .selectFrom(whenAccepted.as('w'))
+            .selectAll()
+            .unionAll(db.selectFrom(later.as('l')).selectAll())
             .as('a'),
         )
         .select([
@@ -412,10 +431,11 @@ export function latestCovering(db: Executor, sku: string, batch: BatchRow, exces
           'a.qty',
           'a.status',
           'a.expires_ms',
-          sql<number>`sum(a.qty) over (order by a.id desc) - a.qty`.as('newer'),
+          'a.placed',
+          sql<number>`sum(a.qty) over (order by a.placed desc) - a.qty`.as('newer'),
         ])
         .as('newest_first'),
     )
-    .select(['id', 'orderid', 'qty', 'status', sql<string>`${batch.ref}::text`.as('ref'), 'expires_ms'])
+    .select(['id', 'orderid', 'qty', 'status', sql<string>`${batch.ref}::text`.as('ref'), 'expires_ms', 'placed'])
     .where('newer', '<', excess)
 }

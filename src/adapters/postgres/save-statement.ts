@@ -17,6 +17,8 @@ export type SaveParameters = Readonly<{
   changedStatuses: string[]
   changedBatchIds: Array<number | null>
   changedExpiries: Array<string | null>
+  /** Whether each changed line was placed on its batch anew (it then gets its `placed` from the ids' sequence). */
+  changedPlaced: boolean[]
   addedOrderids: string[]
   addedQtys: number[]
   addedStatuses: string[]
@@ -49,6 +51,7 @@ const PARAMETERS = [
   'changedStatuses',
   'changedBatchIds',
   'changedExpiries',
+  'changedPlaced',
   'addedOrderids',
   'addedQtys',
   'addedStatuses',
@@ -119,11 +122,12 @@ const removed: Part = (p) => sql`removed as (
     )`
 
 const changedLines: Part = (p) => sql`changed_lines as (
-      update allocations set qty = u.qty, status = u.status, batch_id = u.batch_id, expires_at = u.expires_at
+      update allocations set qty = u.qty, status = u.status, batch_id = u.batch_id, expires_at = u.expires_at,
+        placed = case when u.placed then nextval('allocations_id_seq') else allocations.placed end
       from unnest(
         ${p.changedOrderids}::text[], ${p.changedQtys}::int[], ${p.changedStatuses}::text[],
-        ${p.changedBatchIds}::bigint[], ${p.changedExpiries}::timestamptz[]
-      ) as u(orderid, qty, status, batch_id, expires_at)
+        ${p.changedBatchIds}::bigint[], ${p.changedExpiries}::timestamptz[], ${p.changedPlaced}::bool[]
+      ) as u(orderid, qty, status, batch_id, expires_at, placed)
       where allocations.sku = ${p.sku} and allocations.orderid = u.orderid
         and allocations.orderid = any(${p.changedOrderids}::text[]) and exists (select from version)
     )`

@@ -25,6 +25,8 @@ export interface AllocationsTable {
   status: Generated<'allocated' | 'held' | 'backordered'>
   /** Set only while held. */
   expires_at: Date | null
+  /** From the ids' sequence, when the line was placed on its batch after it was accepted; else `null` (its id). */
+  placed: number | null
 }
 
 export interface OutboxTable {
