@@ -191,7 +191,12 @@ describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
   it('takes off a shrunk batch the lines most recently allocated to it: a backorder filled late, a line moved in', async (ctx) => {
     if (!test) return ctx.skip()
     const [sku, ref, other, third] = [randomSku(), randomBatchref(), randomBatchref(), randomBatchref()]
-    const [first, filled, direct, early] = ['first', 'filled', 'direct', 'early'].map((o) => randomOrderid(o))
+    const [first, filled, direct, early] = [
+      randomOrderid('first'),
+      randomOrderid('filled'),
+      randomOrderid('direct'),
+      randomOrderid('early'),
+    ]
     await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 6, eta: null })
     await service.bus.handle({ type: 'Allocate', orderid: first, sku, qty: 4 })
     // `filled` is accepted before `direct` but allocated after it, once `first` is cancelled.
