@@ -2,7 +2,7 @@ import type { Service } from '../bootstrap.ts'
 import type { CreateBatch } from '../domain/commands.ts'
 import { ConflictingBatch, type LineResult } from '../service-layer/handlers.ts'
 import type { LineView, ProductView } from '../service-layer/ports.ts'
-import { InvalidInput } from './cli-input.ts'
+import { InvalidInput, NotFound } from './cli-input.ts'
 
 export type NewBatchFields = Omit<CreateBatch, 'type'>
 export type NewLineFields = Readonly<{
@@ -43,7 +43,11 @@ export class ServiceRefused extends Error {
   override readonly name = 'ServiceRefused'
 }
 
-type Answer = Readonly<{ status: number; body: any }>
+/** `route`: the method and path asked, to name in a refusal. */
+type Answer = Readonly<{ status: number; body: any; route: string }>
+
+/** The codes with which the service says it does not know a batch, order or sku (404s, and 400 `invalid_sku`). */
+const UNKNOWN_CODES = new Set(['unknown_batch', 'unknown_order', 'unknown_product', 'not_allocated', 'invalid_sku'])
 
 /** The service at `baseUrl`, through its HTTP API; `apiKey` is sent as a bearer token. */
 export function httpTarget(baseUrl: string, apiKey: string | null): CliTarget {
@@ -65,11 +69,24 @@ export function httpTarget(baseUrl: string, apiKey: string | null): CliTarget {
     }
     const text = await response.text()
     const json = response.headers.get('content-type')?.includes('json') && text !== ''
-    return { status: response.status, body: json ? JSON.parse(text) : text }
+    return { status: response.status, body: json ? JSON.parse(text) : text, route: `${method} ${path}` }
   }
-  const refused = ({ status, body }: Answer): Error => {
+  const codeOf = ({ body }: Answer): unknown => (typeof body === 'object' ? body?.code : undefined)
+  const refused = (answer: Answer): Error => {
+    const { status, body, route } = answer
     const message = typeof body === 'object' && body?.message ? String(body.message) : `HTTP ${status}`
-    return status === 400 ? new InvalidInput(message) : new ServiceRefused(message)
+    if (UNKNOWN_CODES.has(codeOf(answer) as string)) return new NotFound(message)
+    if (status === 400) return new InvalidInput(message)
+    if (status === 401) {
+      return new ServiceRefused(
+        apiKey
+          ? `The service at ${base} does not accept the API key in API_KEY`
+          : `The service at ${base} asks for an API key: set API_KEY to one of its keys`,
+      )
+    }
+    // Any other 404 (the service's `not_found`, or another server's page) is a route missing at that URL.
+    if (status === 404) return new ServiceRefused(`There is no route ${route} at ${base}; is it the service's URL?`)
+    return new ServiceRefused(message)
   }
   const at = (...parts: string[]) => parts.map(encodeURIComponent).join('/')
 
@@ -105,13 +122,13 @@ export function httpTarget(baseUrl: string, apiKey: string | null): CliTarget {
     },
     async order(orderid) {
       const answer = await request('GET', `/orders/${at(orderid)}`)
-      if (answer.status === 404) return []
+      if (answer.status === 404 && codeOf(answer) === 'unknown_order') return []
       if (answer.status !== 200) throw refused(answer)
       return answer.body.lines
     },
     async product(sku) {
       const answer = await request('GET', `/products/${at(sku)}`)
-      if (answer.status === 404) return undefined
+      if (answer.status === 404 && codeOf(answer) === 'unknown_product') return undefined
       if (answer.status !== 200) throw refused(answer)
       return answer.body
     },

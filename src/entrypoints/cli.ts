@@ -1,21 +1,36 @@
 import { Command as Program } from 'commander'
 import { pino } from 'pino'
+import { Value } from 'typebox/value'
+import { DatabaseInUse } from '../adapters/postgres/database.ts'
 import { bootstrap, type Service } from '../bootstrap.ts'
-import { loadConfig } from '../config.ts'
+import { type Config, loadConfig } from '../config.ts'
 import type { CreateBatch } from '../domain/commands.ts'
-import { InvalidInput, parseInput } from './cli-input.ts'
+import { HoldWithBackorder, InvalidSku, UnknownBatch } from '../domain/errors.ts'
+import { InvalidInput, NotFound, parseInput } from './cli-input.ts'
 import { type CliTarget, databaseTarget, httpTarget } from './cli-target.ts'
 import { AnonymousRefused, InvalidApiKeys } from './http/api-keys.ts'
-import { BatchEta, NewAllocation, NewBatch, RefParams } from './http/schemas.ts'
+import { BatchEta, formatProblem, NewAllocation, NewBatch, RefParams } from './http/schemas.ts'
 import { startServer } from './http/server.ts'
 import { importBatches } from './import-batches.ts'
 import { startRedisConsumer } from './redis-consumer.ts'
+
+const EXIT_CODES = `
+Exit codes:
+  0  done
+  1  refused or failed: a conflict, the service unreachable or refusing the key
+  2  bad input: a usage error, an invalid argument, option or file
+  3  out of stock (allocate)
+  4  not found: no such batch, order or sku`
 
 /** The `allocation` command; with no sub-command it serves, as `npm start` does. */
 export function createCli(): Program {
   const program = new Program('allocation')
     .description('Decides which batch of stock serves each order line. Reads the same environment as the server.')
     .showHelpAfterError()
+    .addHelpText('after', EXIT_CODES)
+    // Commander's usage errors exit 1; here they are bad input, as an invalid argument is. Inherited by
+    // the sub-commands, which are added below.
+    .exitOverride(({ exitCode }) => process.exit(exitCode === 0 ? 0 : 2))
     .option('--url <url>', 'work through the HTTP API of a running service (env ALLOCATION_URL; API_KEY is sent)')
   // The commands that change or show stock go to a running service when given its URL, else to the database.
   const withTarget = (work: (target: CliTarget) => Promise<void>) => {
@@ -29,7 +44,13 @@ export function createCli(): Program {
     .description('serve the HTTP API, and deliver the outbox in the background')
     .option('--no-relay', 'leave outbox delivery to a separate `allocation relay` process')
     .option('--no-consumer', 'leave the Redis commands to a separate `allocation consume` process')
-    .action(async ({ relay, consumer }: { relay: boolean; consumer: boolean }) => serve(relay, consumer))
+    // As the default, serve is given whatever else was typed: a word there is a command misspelt.
+    .allowExcessArguments()
+    .action(async ({ relay, consumer }: { relay: boolean; consumer: boolean }, command: Program) => {
+      const [word] = command.args
+      if (word !== undefined) program.error(`error: unknown command '${word}'`, { code: 'commander.unknownCommand' })
+      return serve(relay, consumer)
+    })
 
   program
     .command('relay')
@@ -50,7 +71,7 @@ export function createCli(): Program {
         process.exitCode = 2
         return
       }
-      return withService(async (service) => service.migrate())
+      return withService(async (service) => service.migrate(), false)
     })
 
   program
@@ -63,6 +84,7 @@ export function createCli(): Program {
           NewBatch,
           { ref, sku, qty: integer(qty), eta: eta ?? null },
           'batch',
+          { eta: '--eta' },
         )
         const { created } = await target.addBatch(batch)
         console.log(created ? `Added batch ${ref}` : `Batch ${ref} was already there`)
@@ -78,9 +100,9 @@ export function createCli(): Program {
     .action((file: string) =>
       withTarget(async (target) => {
         const { added, present, notWritten, badRows, rows, seconds } = await importBatches(target, file)
-        const refused = notWritten > 0 ? `, ${notWritten} not written (chunks with ${badRows} bad rows)` : ''
-        const rate = `${rows} rows in ${seconds.toFixed(1)} s, ${Math.round(rows / Math.max(seconds, 0.001))} rows/s`
-        console.log(`${added} batches added, ${present} already there${refused} (${rate})`)
+        const refused = notWritten > 0 ? `, ${notWritten} not written (chunks with ${count(badRows, 'bad row')})` : ''
+        const rate = `${count(rows, 'row')} in ${seconds.toFixed(1)} s, ${Math.round(rows / Math.max(seconds, 0.001))} rows/s`
+        console.log(`${count(added, 'batch', 'batches')} added, ${present} already there${refused} (${rate})`)
         if (notWritten > 0) process.exitCode = 1
       }),
     )
@@ -108,6 +130,7 @@ export function createCli(): Program {
             ...(options.hold === undefined ? {} : { holdSeconds: integer(options.hold) }),
           },
           'line',
+          { holdSeconds: '--hold' },
         )
         const result = await target.allocate({ ...line, holdSeconds: line.holdSeconds ?? null })
         const { status, batchref, expiresAt } = result
@@ -127,7 +150,11 @@ export function createCli(): Program {
     .action((ref: string, date: string) =>
       withTarget(async (target) => {
         parseInput(RefParams, { ref }, 'batch reference')
-        const { eta } = parseInput<{ eta: string | null }>(BatchEta, { eta: date === 'arrived' ? null : date }, 'eta')
+        const eta = date === 'arrived' ? null : date
+        if (!Value.Check(BatchEta, { eta })) {
+          const problem = formatProblem('format', { format: 'date' })
+          throw new InvalidInput(`Invalid eta: date ${problem}, or arrived, not ${JSON.stringify(date)}`)
+        }
         await target.changeEta(ref, eta)
         console.log(eta === null ? `Batch ${ref} has arrived` : `Batch ${ref} now arrives ${eta}`)
       }),
@@ -139,7 +166,7 @@ export function createCli(): Program {
     .action((orderid: string) =>
       withTarget(async (target) => {
         const lines = await target.order(orderid)
-        if (lines.length === 0) throw new InvalidInput(`Order ${orderid} has no lines`)
+        if (lines.length === 0) throw new NotFound(`Order ${orderid} has no lines`)
         console.table(
           lines.map(({ sku, qty, status, batchref, eta, expiresAt }) => ({
             sku,
@@ -159,7 +186,7 @@ export function createCli(): Program {
     .action((sku: string) =>
       withTarget(async (target) => {
         const product = await target.product(sku)
-        if (!product) throw new InvalidInput(`There is no stock of ${sku}`)
+        if (!product) throw new NotFound(`There is no stock of ${sku}`)
         console.table(
           product.batches.map(({ ref, eta, purchased, allocated, available }) => ({
             ref,
@@ -182,18 +209,45 @@ function integer(text: string): number | string {
   return /^-?\d+$/.test(text) ? Number(text) : text
 }
 
-/** Runs one command against the database, migrated, and closes it; input errors are one line, exit 2. */
-async function withService(work: (service: Service) => Promise<void>): Promise<void> {
-  const config = loadConfig()
-  // Standard output is the command's answer; the log (notifications included) goes to standard error.
-  const service = bootstrap(config, { logger: pino({ level: config.logLevel }, pino.destination(2)) })
-  try {
-    await inCommand(async () => {
+function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`
+}
+
+/**
+ * Runs one command against the database, migrated, and closes it. `throughServer`: the command could go
+ * through a running server instead (said when that server holds the embedded database).
+ */
+async function withService(work: (service: Service) => Promise<void>, throughServer = true): Promise<void> {
+  await inCommand(async () => {
+    const config = configuration()
+    const service = openService(config, throughServer)
+    try {
       await service.migrate()
       await work(service)
-    })
-  } finally {
-    await service.close()
+    } finally {
+      await service.close()
+    }
+  })
+}
+
+function configuration(): Config {
+  try {
+    return loadConfig()
+  } catch (error) {
+    // Every failure of loadConfig is a variable it cannot read; its message names it.
+    throw new InvalidInput((error as Error).message)
+  }
+}
+
+function openService(config: Config, throughServer: boolean): Service {
+  try {
+    // Standard output is the command's answer; the log (notifications included) goes to standard error.
+    return bootstrap(config, { logger: pino({ level: config.logLevel }, pino.destination(2)) })
+  } catch (error) {
+    if (!(error instanceof DatabaseInUse)) throw error
+    const url = `--url http://${config.host}:${config.port}`
+    const instead = throughServer ? `, or send the command through that server with ${url} (or ALLOCATION_URL)` : ''
+    throw new DatabaseInUse(`${error.message}${instead}`)
   }
 }
 
@@ -204,8 +258,15 @@ async function inCommand(work: () => Promise<void>): Promise<void> {
   } catch (error) {
     if (!(error instanceof Error) || error.name === 'Error' || error.name === 'TypeError') throw error
     console.error(error.message)
-    process.exitCode = error instanceof InvalidInput ? 2 : 1
+    process.exitCode = exitCodeOf(error)
   }
+}
+
+/** The codes listed in EXIT_CODES; out of stock (3) is an answer, not an error. */
+function exitCodeOf(error: Error): number {
+  if (error instanceof InvalidInput || error instanceof HoldWithBackorder) return 2
+  if (error instanceof NotFound || error instanceof UnknownBatch || error instanceof InvalidSku) return 4
+  return 1
 }
 
 async function serve(relay: boolean, consumer: boolean): Promise<void> {

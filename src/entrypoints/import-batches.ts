@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { type FileHandle, open } from 'node:fs/promises'
+import { pipeline } from 'node:stream'
 import { CsvError, parse } from 'csv-parse'
 import { Compile } from 'typebox/compile'
 import { ConflictingBatch } from '../service-layer/handlers.ts'
@@ -35,7 +35,8 @@ type Chunk = { rows: Row[]; bad: string[]; badRows: number; bytes: number }
  * running the same file again changes nothing.
  */
 export async function importBatches(target: CliTarget, file: string): Promise<ImportSummary> {
-  const { size } = await stat(file)
+  const handle = await openFile(file)
+  const { size } = await handle.stat()
   const bar = progressBar(size)
   const started = performance.now()
   const summary = { added: 0, present: 0, notWritten: 0, badRows: 0 }
@@ -43,6 +44,8 @@ export async function importBatches(target: CliTarget, file: string): Promise<Im
   let writing: Promise<void> = Promise.resolve()
   let rowCount = 0
   let columns: string[] = []
+  // The first line of each ref and its fields: the same batch again is there already, another is a mistake.
+  const firstLines = new Map<string, { line: number; fields: string }>()
 
   const write = async ({ rows, bad, badRows }: Chunk) => {
     summary.badRows += badRows
@@ -63,17 +66,21 @@ export async function importBatches(target: CliTarget, file: string): Promise<Im
     for (const message of bad) bar.interrupt(message)
   }
 
-  const records = createReadStream(file).pipe(
+  // pipeline, unlike pipe, passes a read error on to the records (pipe leaves it unhandled).
+  const records = pipeline(
+    handle.createReadStream(),
     parse({
       columns: (names: string[]) => {
         columns = header(names)
         return columns
       },
+      bom: true,
       skip_empty_lines: true,
       trim: true,
       info: true,
       relax_column_count: true,
     }),
+    () => {},
   )
   try {
     for await (const { record, info } of records as AsyncIterable<{
@@ -81,13 +88,22 @@ export async function importBatches(target: CliTarget, file: string): Promise<Im
       info: { lines: number; bytes: number }
     }>) {
       const candidate = fieldsOf(record)
-      if (validBatch.Check(candidate)) {
+      const fields = JSON.stringify(candidate)
+      const first = firstLines.get(candidate.ref)
+      if (first === undefined) firstLines.set(candidate.ref, { line: info.lines, fields })
+      if (!validBatch.Check(candidate)) {
+        chunk.bad.push(...problemsOf(candidate, record, columns, info.lines))
+        chunk.badRows += 1
+      } else if (first?.fields === fields) {
+        summary.present += 1
+      } else if (first !== undefined) {
+        const place = `Line ${info.lines}, column ${columns.indexOf('ref') + 1} (ref)`
+        chunk.bad.push(`${place}: ${candidate.ref} is on line ${first.line} already, as another batch`)
+        chunk.badRows += 1
+      } else {
         const batch = candidate as NewBatchFields
         chunk.rows.push({ line: info.lines, batch })
         chunk.bytes += JSON.stringify(batch).length
-      } else {
-        chunk.bad.push(...problemsOf(candidate, record, columns, info.lines))
-        chunk.badRows += 1
       }
       rowCount += 1
       if (chunk.rows.length + chunk.badRows >= CHUNK_ROWS || chunk.bytes >= CHUNK_BYTES) {
@@ -102,7 +118,10 @@ export async function importBatches(target: CliTarget, file: string): Promise<Im
     }
   } catch (error) {
     if (error instanceof CsvError) throw new InvalidInput(`Line ${error.lines ?? '?'}: ${error.message}`)
-    throw error
+    throw unreadable(file, error)
+  }
+  if (columns.length === 0) {
+    throw new InvalidInput(`${file} has no header: its first line must name the columns ${COLUMNS.join(',')}`)
   }
   await writing
   if (chunk.rows.length + chunk.badRows > 0) await write(chunk)
@@ -110,8 +129,36 @@ export async function importBatches(target: CliTarget, file: string): Promise<Im
   return { ...summary, rows: rowCount, seconds: (performance.now() - started) / 1000 }
 }
 
-/** The file's first line names its columns: ref, sku and qty are needed, eta may be left out. */
-function header(names: string[]): string[] {
+/** The file, open to read; a path that cannot be is the operator's mistake, said in a sentence. */
+async function openFile(file: string): Promise<FileHandle> {
+  let handle: FileHandle
+  try {
+    handle = await open(file)
+  } catch (error) {
+    throw unreadable(file, error)
+  }
+  // A folder opens, and fails at the first read.
+  if ((await handle.stat()).isDirectory()) {
+    await handle.close()
+    throw unreadable(file, { code: 'EISDIR' })
+  }
+  return handle
+}
+
+function unreadable(file: string, error: unknown): unknown {
+  const reasons: Record<string, string> = {
+    ENOENT: `There is no file ${file}`,
+    ENOTDIR: `There is no file ${file}`,
+    EISDIR: `${file} is a folder; give the CSV file to import`,
+    EACCES: `${file} cannot be read: permission denied`,
+  }
+  const reason = reasons[(error as { code?: string } | null)?.code ?? '']
+  return reason ? new InvalidInput(reason) : error
+}
+
+/** The file's first line names its columns (in any case): ref, sku and qty are needed, eta may be left out. */
+function header(given: string[]): string[] {
+  const names = given.map((name) => name.trim().toLowerCase())
   const missing = COLUMNS.filter((c) => c !== 'eta' && !names.includes(c))
   if (missing.length > 0) {
     throw new InvalidInput(`The first line must name the columns ${COLUMNS.join(',')}; ${missing.join(', ')} missing`)
@@ -120,7 +167,7 @@ function header(names: string[]): string[] {
 }
 
 /** The row as the API's fields: qty a number when it is written as a whole number, eta `null` when empty. */
-function fieldsOf(record: Record<string, string | undefined>): Record<string, unknown> {
+function fieldsOf(record: Record<string, string | undefined>): Record<string, unknown> & { ref: string } {
   const { ref = '', sku = '', qty = '', eta } = record
   return { ref, sku, qty: /^-?\d{1,16}$/.test(qty) ? Number(qty) : qty, eta: eta ? eta : null }
 }

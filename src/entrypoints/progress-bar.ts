@@ -21,7 +21,7 @@ export function progressLine({ done, total, rows, elapsedMs }: Progress): string
   const count = (n: number) => Math.round(n).toLocaleString('en-US')
   return (
     `[${'#'.repeat(filled)}${' '.repeat(WIDTH - filled)}] ${Math.floor(ratio * 100)}%  ` +
-    `${count(rows)} rows  ${count(rate)} rows/s  ETA ${eta}`
+    `${count(rows)} ${rows === 1 ? 'row' : 'rows'}  ${count(rate)} rows/s  ETA ${eta}`
   )
 }
 

@@ -88,7 +88,7 @@ describe.each(await storageModes())('the command line with --url ($name)', (mode
     expect(refused.stderr).toContain(
       `Line 3, column 1 (ref): Batch ${good}-b0 already exists with another sku, qty or eta`,
     )
-    expect(refused.stdout).toMatch(/^0 batches added, 0 already there, 2 not written \(chunks with 1 bad rows\)/)
+    expect(refused.stdout).toMatch(/^0 batches added, 0 already there, 2 not written \(chunks with 1 bad row\)/)
     expect((await client(running().url).get(`/batches/${good}-new`)).status).toBe(404)
   })
 })
@@ -126,17 +126,45 @@ describe('the command line with --url and API_KEY, beyond imports', () => {
     expect((await command(env, 'set-eta', `${sku}-b1`, '2027-04-01')).stdout).toBe(
       `Batch ${sku}-b1 now arrives 2027-04-01\n`,
     )
-    expect((await command(env, 'set-eta', 'b-nowhere', 'arrived')).stderr).toContain('There is no batch b-nowhere')
+    expect(await command(env, 'set-eta', 'b-nowhere', 'arrived')).toMatchObject({
+      code: 4,
+      stderr: 'There is no batch b-nowhere\n',
+    })
     expect((await command(env, 'stock', sku)).stdout).toContain('Total: 5 purchased, 3 allocated, 2 available')
     expect((await command(env, 'order', 'order-2')).stdout).toMatch(/backordered/)
-    expect(await command(env, 'order', 'order-none')).toMatchObject({ code: 2 })
+    expect(await command(env, 'order', 'order-none')).toMatchObject({
+      code: 4,
+      stderr: 'Order order-none has no lines\n',
+    })
+    expect(await command(env, 'stock', `${sku}-none`)).toMatchObject({ code: 4 })
+    expect(await command(env, 'allocate', 'order-3', `${sku}-none`, '1')).toMatchObject({ code: 4 })
+    expect(await command(env, 'allocate', 'order-3', sku, '1', '--hold', '60', '--backorder')).toMatchObject({
+      code: 2,
+    })
+  })
+
+  it('says when the URL is not the service, rather than that the order or sku is unknown', async () => {
+    const env = { ALLOCATION_URL: `${running().url}/api`, API_KEY: SECRET }
+    expect(await command(env, 'order', 'o-1')).toMatchObject({
+      code: 1,
+      stderr: `There is no route GET /orders/o-1 at ${running().url}/api; is it the service's URL?\n`,
+    })
+    expect(await command(env, 'stock', 'LAMP')).toMatchObject({
+      code: 1,
+      stderr: `There is no route GET /products/LAMP at ${running().url}/api; is it the service's URL?\n`,
+    })
   })
 
   it('says so when the key is missing or wrong', async () => {
-    const answer = await command({ ALLOCATION_URL: running().url, API_KEY: 'not-the-secret-at-all' }, 'stock', 'x')
-    expect(answer.code).toBe(1)
-    expect(answer.stderr).not.toBe('')
-    expect((await command({ ALLOCATION_URL: running().url }, 'stock', 'x')).code).toBe(1)
+    const url = running().url
+    expect(await command({ ALLOCATION_URL: url, API_KEY: 'not-the-secret-at-all' }, 'stock', 'x')).toMatchObject({
+      code: 1,
+      stderr: `The service at ${url} does not accept the API key in API_KEY\n`,
+    })
+    expect(await command({ ALLOCATION_URL: url }, 'stock', 'x')).toMatchObject({
+      code: 1,
+      stderr: `The service at ${url} asks for an API key: set API_KEY to one of its keys\n`,
+    })
   })
 
   it('says in one line when the service cannot be reached', async () => {

@@ -18,6 +18,10 @@ describe('progressLine', () => {
     )
   })
 
+  it('says one row in the singular', () => {
+    expect(progressLine({ done: 10, total: 1000, rows: 1, elapsedMs: 1000 })).toContain('  1 row  1 rows/s')
+  })
+
   it('is full at the end', () => {
     expect(progressLine({ done: 1000, total: 1000, rows: 40, elapsedMs: 4000 })).toBe(
       `[${'#'.repeat(30)}] 100%  40 rows  10 rows/s  ETA 0:00`,

@@ -180,6 +180,11 @@ export function openDatabase(settings: DatabaseSettings): Database {
   return database
 }
 
+/** Another live process has the embedded database open. */
+export class DatabaseInUse extends Error {
+  override readonly name = 'DatabaseInUse'
+}
+
 /**
  * PGlite is one process's database: a second process opening the same directory would corrupt it. The
  * lock file names the owner; one left by a process that died is taken over.
@@ -188,7 +193,7 @@ function lockDataDir(dataDir: string): () => void {
   const file = join(dataDir, 'allocation.pid')
   const owner = Number(existsSync(file) ? readFileSync(file, 'utf8') : Number.NaN)
   if (Number.isInteger(owner) && owner !== process.pid && isAlive(owner)) {
-    throw new Error(
+    throw new DatabaseInUse(
       `The embedded database in ${dataDir} is in use by process ${owner}; stop it first, or use DATABASE_URL`,
     )
   }
