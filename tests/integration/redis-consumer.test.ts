@@ -161,7 +161,11 @@ describe('Redis consumer', () => {
       { id: malformed[1], source: keys.commands, reason: expect.stringMatching(/Unknown command type "Reticulate"/) },
       { id: malformed[2], source: keys.commands, reason: expect.stringMatching(/required properties qty/) },
       { id: malformed[3], source: keys.commands, reason: expect.stringMatching(/"qty" must be integer/) },
-      { id: malformed[4], source: keys.commands, reason: expect.stringMatching(/"eta" must be a real calendar date written YYYY-MM-DD/) },
+      {
+        id: malformed[4],
+        source: keys.commands,
+        reason: expect.stringMatching(/"eta" must be a real calendar date written YYYY-MM-DD/),
+      },
       { id: malformed[5], source: keys.commands, reason: expect.stringMatching(/no "type" field/) },
     ])
     expect(JSON.parse(letters[0]?.message ?? '')).toEqual({ type: 'Allocate', payload: 'not json' })
