@@ -1,6 +1,6 @@
 import { render } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
-import { whenKeyNeeded } from './api.js'
+import { changeKey, currentKey, keyNeeded, onKeyChange, whenKeyNeeded } from './api.js'
 import { followEvents } from './event-stream.js'
 import { html } from './html.js'
 import { describe, publish } from './live.js'
@@ -53,15 +53,25 @@ function LiveFeed() {
   </aside>`
 }
 
-/** Asks for an API key when the API answers 401; the key is kept in this tab's sessionStorage only. */
+const why = {
+  missing: '',
+  refused: 'The service refused that key. ',
+  forbidden: 'That key may only read; this needs a write key. ',
+  change: '',
+}
+
+/**
+ * Asks for an API key when the API answers 401 or 403, or when the operator wants to change it; the key
+ * is kept in this tab's sessionStorage only.
+ */
 function KeyDialog() {
   const dialog = useRef(null)
   const [request, setRequest] = useState(null)
   useEffect(() => {
     whenKeyNeeded(
-      (refused) =>
+      (reason) =>
         new Promise((resolve) => {
-          setRequest({ refused, resolve })
+          setRequest({ reason, resolve })
         }),
     )
   }, [])
@@ -70,6 +80,7 @@ function KeyDialog() {
   }, [request])
   const answer = (key) => {
     dialog.current.close()
+    dialog.current.querySelector('form').reset()
     request?.resolve(key)
     setRequest(null)
   }
@@ -82,12 +93,23 @@ function KeyDialog() {
       }}
     >
       <h2 id="key-title">API key</h2>
-      <p>${request?.refused ? 'The service refused that key. ' : ''}This service needs an API key. It is kept for this tab only.</p>
+      <p>${why[request?.reason] ?? ''}This service needs an API key. It is kept for this tab only.</p>
       <label for="api-key">Key</label>
       <input id="api-key" name="key" type="password" autocomplete="off" required autofocus />
-      <div class="actions"><button type="submit">Use this key</button></div>
+      <div class="actions">
+        <button type="submit">Use this key</button>
+        <button type="button" class="secondary" onClick=${() => answer(null)}>Cancel</button>
+      </div>
     </form>
   </dialog>`
+}
+
+/** Once the service wants a key: a way to give one later, or to change it (a write key for a read one). */
+function KeyControl() {
+  const [, setVersion] = useState(0)
+  useEffect(() => onKeyChange(() => setVersion((n) => n + 1)), [])
+  if (!keyNeeded()) return null
+  return html`<button type="button" class="key" onClick=${changeKey}>${currentKey() ? 'Change key' : 'Give a key'}</button>`
 }
 
 function App() {
@@ -100,6 +122,7 @@ function App() {
       <nav aria-label="Views">
         ${link('#/', 'stock', 'Stock')} ${link('#/orders', 'orders', 'Orders')} <a href="/docs">API docs</a>
       </nav>
+      <${KeyControl} />
     </header>
     <div class="layout">
       <main id="main"><${Page} route=${route} /></main>

@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, path } from './api.js'
 import { Field, FormError, number, useSubmit } from './forms.js'
 import { html } from './html.js'
+import { skuLines, unlistedQty } from './lines.js'
 
 /** Adds a batch: warehouse stock without an eta, a shipment with one. */
 export function AddBatch({ sku = '' }) {
@@ -26,12 +27,15 @@ export function AddBatch({ sku = '' }) {
   </form>`
 }
 
-const moveWords = (m) =>
+const moveWords = (m, ref) =>
   m.status === 'backordered'
     ? `${m.orderid} (${m.qty}) waits for stock as a backorder`
     : m.status === 'released'
       ? `${m.orderid} (${m.qty}): its hold is released`
-      : `${m.orderid} (${m.qty}) moves to ${m.batchref}${m.status === 'held' ? ', still held' : ''}`
+      : `${m.orderid} (${m.qty}) ${m.batchref === ref ? 'stays on' : 'moves to'} ${m.batchref}${m.status === 'held' ? ', still held' : ''}`
+
+/** A line taken off a shrinking batch may fit on it again, once the later lines have left: it did not move. */
+const leaving = (moved, ref) => moved.filter((m) => m.batchref !== ref)
 
 /**
  * Changes a batch's quantity or eta. First it says what the change would do, from the API itself: which
@@ -40,6 +44,7 @@ const moveWords = (m) =>
  */
 export function ChangeBatch({ batch, onClose }) {
   const [review, setReview] = useState(null)
+  const [arrived, setArrived] = useState(batch.eta === null)
   const element = useRef(null)
   // Opened from a batch's Change button: the keyboard goes straight to the form.
   useEffect(() => element.current?.querySelector('input')?.focus(), [])
@@ -47,37 +52,37 @@ export function ChangeBatch({ batch, onClose }) {
     const change = {}
     const qty = number(values.qty)
     if (qty !== batch.purchased) change.qty = qty
-    const eta = values.arrived ? null : values.eta || null
+    const eta = arrived ? null : values.eta || null
     if (eta !== batch.eta) change.eta = eta
     if (Object.keys(change).length === 0)
       throw Object.assign(new Error('Change the quantity or the eta first'), { field: 'qty' })
     if (review) {
       const answer = await api('PATCH', path`/batches/${batch.ref}`, change)
       setReview(null)
-      onClose(
-        answer.moved.length === 0
-          ? `Batch ${batch.ref} changed.`
-          : `Batch ${batch.ref} changed: ${answer.moved.length} line(s) moved.`,
-      )
+      const moved = leaving(answer.moved, batch.ref).length
+      onClose(moved === 0 ? `Batch ${batch.ref} changed.` : `Batch ${batch.ref} changed: ${moved} line(s) moved.`)
       return null
     }
     const sentences = []
     if (change.qty !== undefined) {
       const { moved } = await api('GET', `${path`/batches/${batch.ref}/moves`}?qty=${encodeURIComponent(change.qty)}`)
+      const count = leaving(moved, batch.ref).length
       sentences.push(
-        moved.length === 0
+        count === 0
           ? `Setting ${batch.ref} to ${change.qty} moves no line.`
-          : `Setting ${batch.ref} to ${change.qty} moves ${moved.length} line(s): ${moved.map(moveWords).join('; ')}.`,
+          : `Setting ${batch.ref} to ${change.qty} moves ${count} line(s): ${moved.map((m) => moveWords(m, batch.ref)).join('; ')}.`,
       )
     }
     if (change.eta !== undefined) {
-      const { lines } = await api('GET', `${path`/products/${batch.sku}/lines`}?limit=1000`)
+      const lines = await skuLines(batch.sku)
       const on = lines.filter((l) => l.batchref === batch.ref)
+      const more = unlistedQty(lines, on, batch.allocated) > 0
+      const ids = [...on.map((l) => l.orderid), ...(more ? ['others not listed here'] : [])]
       const when = change.eta ? `arrives ${change.eta}` : 'is in the warehouse'
       sentences.push(
-        on.length === 0
+        ids.length === 0
           ? `${batch.ref} ${when}; no line is on it.`
-          : `${batch.ref} ${when}; ${on.length} line(s) on it get the new date: ${on.map((l) => l.orderid).join(', ')}.`,
+          : `${batch.ref} ${when}; ${more ? `at least ${on.length + 1}` : on.length} line(s) on it get the new date: ${ids.join(', ')}.`,
       )
     }
     setReview(sentences)
@@ -88,9 +93,23 @@ export function ChangeBatch({ batch, onClose }) {
     <h3 id=${`${id}-title`}>Change batch ${batch.ref}</h3>
     <div class="row" onInput=${() => setReview(null)}>
       <${Field} form=${id} name="qty" label="Purchased quantity" defaultValue=${String(batch.purchased)} inputmode="numeric" error=${form.error} required />
-      <${Field} form=${id} name="eta" label="Arrives" type="date" defaultValue=${batch.eta ?? ''} error=${form.error} />
+      <${Field}
+        form=${id}
+        name="eta"
+        label="Arrives"
+        type="date"
+        defaultValue=${batch.eta ?? ''}
+        error=${form.error}
+        onInput=${(event) => event.currentTarget.value && setArrived(false)}
+      />
       <div class="field check">
-        <input id=${`${id}-arrived`} name="arrived" type="checkbox" defaultChecked=${batch.eta === null} />
+        <input
+          id=${`${id}-arrived`}
+          name="arrived"
+          type="checkbox"
+          checked=${arrived}
+          onChange=${(event) => setArrived(event.currentTarget.checked)}
+        />
         <label for=${`${id}-arrived`}>In the warehouse (arrived)</label>
       </div>
     </div>

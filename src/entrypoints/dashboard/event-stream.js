@@ -1,13 +1,18 @@
-import { authorization, currentKey, needKey } from './api.js'
+import { authorization, currentKey, needKey, onKeyChange } from './api.js'
 
 /**
  * Follows `GET /events/stream` with `fetch` (an EventSource cannot send the Authorization header),
- * reconnecting after the last event it saw, so it misses none. Returns the function that stops it.
+ * reconnecting after the last event it saw, so it misses none; refused for want of a key, it waits for
+ * one. Returns the function that stops it.
  */
 export function followEvents({ onEvents, onState }) {
   let lastId = null
   let stopped = false
   let controller = null
+  let wake = null
+  const ignore = onKeyChange(() => {
+    if (currentKey() !== null) wake?.()
+  })
 
   const parse = (block) => {
     const fields = {}
@@ -32,7 +37,11 @@ export function followEvents({ onEvents, onState }) {
         if (response.status === 401) {
           if (await needKey(key)) continue
           onState('needs a key')
-          return
+          await new Promise((resolve) => {
+            wake = resolve
+          })
+          wake = null
+          continue
         }
         if (response.status === 410) {
           // Away so long that the events since were removed for their age: start again from now.
@@ -62,6 +71,8 @@ export function followEvents({ onEvents, onState }) {
   void run()
   return () => {
     stopped = true
+    ignore()
+    wake?.()
     controller?.abort()
   }
 }

@@ -2,12 +2,19 @@ import { useState } from 'preact/hooks'
 import { html } from './html.js'
 
 /**
+ * What is wrong with a field, in the form's words: the API's sentence names its own parameter ("qty"),
+ * which the operator never typed, so a problem of the input's shape is said with the field's label.
+ */
+const said = (error, label) =>
+  error.problem ? `${label} ${error.problem.replace('must be an integer', 'must be a whole number')}` : error.message
+
+/**
  * A labelled input whose error is the API's sentence, shown next to it and tied to it for screen
  * readers. `error` is the `ApiError` of the form's last attempt, or null.
  */
 export function Field({ form, name, label, error, type = 'text', ...input }) {
   const id = `${form}-${name}`
-  const mine = error && error.field === name ? error.message : null
+  const mine = error && error.field === name ? said(error, label) : null
   return html`<div class="field">
     <label for=${id}>${label}</label>
     <input

@@ -3,6 +3,19 @@ import { api, path } from './api.js'
 import { html } from './html.js'
 import { time } from './live.js'
 
+/** The most lines the API lists at once: a sku may have more. */
+export const LINES_LIMIT = 1000
+
+/** The first `LINES_LIMIT` lines of a sku (the API has no way to read on past them). */
+export const skuLines = async (sku) => (await api('GET', `${path`/products/${sku}/lines`}?limit=${LINES_LIMIT}`)).lines
+
+/**
+ * How much of `qty` (a total the API gives, such as a batch's allocated quantity) the lines `some`, taken
+ * from a sku's `lines` read with `skuLines`, leave out: 0 unless the answer was cut at the limit.
+ */
+export const unlistedQty = (lines, some, qty) =>
+  lines.length < LINES_LIMIT ? 0 : Math.max(0, qty - some.reduce((sum, l) => sum + l.qty, 0))
+
 const arrives = (line) => (line.status === 'backordered' ? 'when stock comes' : (line.eta ?? 'now (warehouse)'))
 
 /** Order lines with their state, batch, promised arrival and hold expiry, each one cancellable. */
@@ -19,7 +32,7 @@ export function LinesTable({ lines, caption, show = 'orderid' }) {
     }
   }
   if (lines.length === 0) return null
-  return html`<table class="lines">
+  return html`<div class="table-scroll"><table class="lines">
     <caption>${caption}</caption>
     <thead>
       <tr>
@@ -57,7 +70,7 @@ export function LinesTable({ lines, caption, show = 'orderid' }) {
         </tr>`
       })}
     </tbody>
-  </table>`
+  </table></div>`
 }
 
 /** Asks before a line is cancelled; the question takes the keyboard focus, so Enter or Tab answers it. */

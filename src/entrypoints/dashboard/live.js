@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'preact/hooks'
+import { currentKey, onKeyChange } from './api.js'
 
 const listeners = new Set()
 
@@ -10,22 +11,29 @@ export function publish(events) {
 /**
  * A number that grows when events that `concerns` arrive: a view reloads what it shows when it changes,
  * so it follows the service without a reload of the page. A burst of events is one change, at most a few
- * times a second, so a busy service does not make the page reload without end.
+ * times a second, so a busy service does not make the page reload without end. A key given grows it too:
+ * the view may now show what the service refused before.
  */
 export function useChanges(concerns) {
   const [count, setCount] = useState(0)
   useEffect(() => {
     let timer = null
-    const listener = (events) => {
-      if (timer !== null || !events.some((e) => concerns(e.data))) return
-      timer = setTimeout(() => {
+    const change = () => {
+      timer ??= setTimeout(() => {
         timer = null
         setCount((n) => n + 1)
       }, 200)
     }
+    const listener = (events) => {
+      if (events.some((e) => concerns(e.data))) change()
+    }
     listeners.add(listener)
+    const ignore = onKeyChange(() => {
+      if (currentKey() !== null) change()
+    })
     return () => {
       listeners.delete(listener)
+      ignore()
       clearTimeout(timer)
     }
   }, [concerns])

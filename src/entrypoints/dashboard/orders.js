@@ -5,11 +5,21 @@ import { html } from './html.js'
 import { LinesTable } from './lines.js'
 import { useChanges } from './live.js'
 
-/** Looks an order up: its lines in every state. Follows the live events of that order. */
+/**
+ * Looks an order up: its lines in every state. Follows the live events of that order, and those of the
+ * batches serving its lines (a new eta is the lines' new arrival date).
+ */
 export function OrderView({ orderid }) {
   const [order, setOrder] = useState(null)
   const [error, setError] = useState(null)
-  const changes = useChanges(useCallback((e) => e.orderid === orderid, [orderid]))
+  // Ids hold no control character: the refs joined by a newline are a stable dependency.
+  const refs = (order?.lines ?? []).flatMap((l) => l.batchref ?? []).join('\n')
+  const changes = useChanges(
+    useCallback(
+      (e) => e.orderid === orderid || (e.ref !== undefined && refs.split('\n').includes(e.ref)),
+      [orderid, refs],
+    ),
+  )
   useEffect(() => {
     if (!orderid) return
     api('GET', path`/orders/${orderid}`).then(

@@ -4,10 +4,26 @@ import { api, path } from './api.js'
 import { Figures, Legend, StockBar } from './bars.js'
 import { AddBatch, ChangeBatch } from './batch-forms.js'
 import { html } from './html.js'
-import { LinesTable } from './lines.js'
+import { LINES_LIMIT, LinesTable, skuLines, unlistedQty } from './lines.js'
 import { useChanges } from './live.js'
 import { PromiseForm } from './promise.js'
 import { Timeline } from './timeline.js'
+
+const figure = (n) => n.toLocaleString('en')
+const qtyOf = (lines) => figure(lines.reduce((sum, l) => sum + l.qty, 0))
+
+/** Says plainly that the page lists only some of the sku's lines, and how much of its stock those hold. */
+function cutShort(sku, totals, placed, waiting) {
+  const parts = [
+    [placed, totals.allocated, 'allocated'],
+    [waiting, totals.backordered, 'backordered'],
+  ].filter(([, total]) => total > 0)
+  const hold = parts.map(([some, total, what]) => `${qtyOf(some)} of the ${figure(total)} ${what}`).join(' and ')
+  return (
+    `${sku} has more lines than the service lists at once: this page shows its first ${figure(LINES_LIMIT)}, ` +
+    `which hold ${hold}. Look any other line up by its order.`
+  )
+}
 
 /** A sku's page: totals, its batches on the eta timeline, promises, actions and its lines. */
 export function ProductView({ sku }) {
@@ -22,11 +38,11 @@ export function ProductView({ sku }) {
   useEffect(() => {
     Promise.all([
       api('GET', path`/products/${sku}`),
-      api('GET', `${path`/products/${sku}/lines`}?limit=1000`),
+      skuLines(sku),
       availability && api('GET', `${path`/products/${sku}/availability`}?qty=${availability.qty}`),
     ]).then(([p, l, a]) => {
       setProduct(p)
-      setLines(l.lines)
+      setLines(l)
       if (a) setAvailability(a)
       setError(null)
     }, setError)
@@ -38,6 +54,12 @@ export function ProductView({ sku }) {
   if (!product) return html`<section><h1>${sku}</h1><p class="quiet">Loading…</p></section>`
   const waiting = lines.filter((l) => l.status === 'backordered')
   const placed = lines.filter((l) => l.status !== 'backordered')
+  const unlisted = {
+    placed: unlistedQty(lines, placed, product.totals.allocated),
+    waiting: unlistedQty(lines, waiting, product.totals.backordered),
+  }
+  const caption = (words, some, part) =>
+    `${words}: ${unlisted[part] > 0 ? `the first ${figure(some.length)} only` : some.length}`
   return html`<section aria-labelledby="product-title">
     <p><a href="#/">← Stock</a></p>
     <h1 id="product-title">${sku}</h1>
@@ -62,8 +84,10 @@ export function ProductView({ sku }) {
       <${PromiseForm} sku=${sku} availability=${availability} onAnswer=${setAvailability} />
       <${AllocateForm} sku=${sku} />
     </div>
-    <${LinesTable} lines=${waiting} caption=${`Waiting for stock (backordered), in the order they are filled: ${waiting.length}`} />
-    <${LinesTable} lines=${placed} caption=${`Lines on batches (allocated or held): ${placed.length}`} />
+    ${lines.length === 0 && html`<p class="quiet">No order lines for ${sku} yet.</p>`}
+    ${unlisted.placed + unlisted.waiting > 0 && html`<p class="notice">${cutShort(sku, product.totals, placed, waiting)}</p>`}
+    <${LinesTable} lines=${waiting} caption=${caption('Waiting for stock (backordered), in the order they are filled', waiting, 'waiting')} />
+    <${LinesTable} lines=${placed} caption=${caption('Lines on batches (allocated or held)', placed, 'placed')} />
     <${AddBatch} sku=${sku} />
   </section>`
 }

@@ -22,7 +22,13 @@ export function promiseSentence({ sku, qty, promise, batches }) {
 
 export function PromiseForm({ sku, availability, onAnswer }) {
   const form = useSubmit(async (values) => {
-    onAnswer(await api('GET', `${path`/products/${sku}/availability`}?qty=${encodeURIComponent(number(values.qty))}`))
+    try {
+      onAnswer(await api('GET', `${path`/products/${sku}/availability`}?qty=${encodeURIComponent(number(values.qty))}`))
+    } catch (error) {
+      // The last answer was to another question: it must not stand under this one's error.
+      onAnswer(null)
+      throw error
+    }
   })
   return html`<form class="card" aria-labelledby="promise-title" onSubmit=${form.onSubmit}>
     <h2 id="promise-title">Promise</h2>

@@ -14,7 +14,10 @@ export function StockView() {
   const [filter, setFilter] = useState('')
   const changes = useChanges(everything)
   useEffect(() => {
-    api('GET', '/products').then(setProducts, setError)
+    api('GET', '/products').then((answer) => {
+      setProducts(answer)
+      setError(null)
+    }, setError)
   }, [changes])
 
   const shown = (products ?? []).filter((p) => p.sku.toLowerCase().includes(filter.trim().toLowerCase()))

@@ -1,5 +1,6 @@
 import { StockBar } from './bars.js'
 import { html } from './html.js'
+import { unlistedQty } from './lines.js'
 
 const days = (eta) => Math.round((Date.parse(eta) - Date.parse(new Date().toISOString().slice(0, 10))) / 86_400_000)
 
@@ -30,6 +31,15 @@ export function Timeline({ batches, lines, availability, onChange }) {
               const promised = availability?.promise?.batchref === b.ref
               const reason = verdict(b.ref)
               const on = lines.filter((l) => l.batchref === b.ref)
+              const more = unlistedQty(lines, on, b.allocated) > 0
+              const rest = Math.max(0, on.length - 6)
+              const tail = more
+                ? on.length === 0
+                  ? 'at least 1, not listed here'
+                  : `and at least ${rest + 1} more`
+                : rest > 0
+                  ? `and ${rest} more`
+                  : ''
               return html`<li key=${b.ref} class=${`batch${promised ? ' promised' : ''}${reason && !reason.fits ? ' too-small' : ''}`} data-ref=${b.ref}>
                 <p class="batch-head">
                   <strong>${b.ref}</strong>
@@ -39,8 +49,8 @@ export function Timeline({ batches, lines, availability, onChange }) {
                 <p class="quiet">${b.available} available of ${b.purchased}</p>
                 ${reason && !reason.fits && html`<p class="reason">${reason.available} available: too few for ${availability.qty}</p>`}
                 ${
-                  on.length > 0 &&
-                  html`<p class="on-batch">Lines: ${on.slice(0, 6).map((l) => html`<a href=${`#/orders/${encodeURIComponent(l.orderid)}`}>${l.orderid}</a> `)}${on.length > 6 ? `and ${on.length - 6} more` : ''}</p>`
+                  (on.length > 0 || more) &&
+                  html`<p class="on-batch">Lines: ${on.slice(0, 6).map((l) => html`<a href=${`#/orders/${encodeURIComponent(l.orderid)}`}>${l.orderid}</a> `)}${tail}</p>`
                 }
                 <button type="button" class="secondary" onClick=${() => onChange(b)} aria-label=${`Change batch ${b.ref}`}>Change</button>
               </li>`
