@@ -225,10 +225,10 @@ export class Product {
 
   /**
    * Sets a batch's purchased quantity. When it falls below what is allocated, the lines most recently
-   * placed on it leave until it fits; each goes to the best batch that can take it, or waits as a backorder (a
-   * held line keeps its expiry elsewhere, or is released). A line taken off that the room left can take
-   * back, where no better batch can, stays: it did not need to leave. Returns the lines that left, as
-   * they were, newest first.
+   * placed on it leave until it fits; each goes to the best batch that can take it, or waits as a
+   * backorder (a held line keeps its expiry elsewhere, or is released). A line taken off that the room
+   * left can take back, where no better batch can, stays: it did not need to leave. Returns the lines
+   * that left, as they were, newest first.
    */
   changeBatchQuantity(ref: string, qty: number): LineState[] {
     const batch = this.batch(ref)
