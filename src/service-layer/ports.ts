@@ -201,7 +201,11 @@ export type LineView = Readonly<{
   expiresAt: string | null
 }>
 
-export type LinesQuery = Readonly<{ status: LineView['status'] | null; limit: number }>
+/** `after`: a page's `next`, to read on from there (0: from the first line). */
+export type LinesQuery = Readonly<{ status: LineView['status'] | null; limit: number; after: number }>
+
+/** A page of a sku's lines; `next` reads on after it, `null` when no line follows. */
+export type LinesPage = Readonly<{ lines: LineView[]; next: number | null }>
 
 /** The read side: plain queries, consistent as soon as a write has answered. */
 export interface ReadViews {
@@ -214,10 +218,11 @@ export interface ReadViews {
   /** Every sku with its totals, the least available first (then by sku). */
   products(): Promise<ProductSummary[]>
   /**
-   * The sku's lines, oldest first, in one state or any, at most `limit`; `undefined` when the sku is
-   * unknown. With a state, it reads that state's lines alone (partial indexes), not the sku's history.
+   * The sku's lines, oldest first, in one state or any, at most `limit` after `after`; `undefined` when
+   * the sku is unknown. With a state, it reads that state's lines alone (partial indexes), not the sku's
+   * history; a page costs the same wherever it starts.
    */
-  lines(sku: string, query: LinesQuery): Promise<LineView[] | undefined>
+  lines(sku: string, query: LinesQuery): Promise<LinesPage | undefined>
   /** Committed events after `after`, in outbox order; one committed late never appears behind a later one. */
   events(after: number, limit: number): Promise<StoredEvent[]>
   /** The id of the newest event `events` would show now, 0 when there is none: where "from now on" starts. */

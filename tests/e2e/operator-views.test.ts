@@ -39,19 +39,27 @@ describe.each(await storageModes())('what an operator reads before acting, on $n
     expect(waiting.body.lines).toEqual([
       { orderid: b, sku, qty: 9, status: 'backordered', batchref: null, eta: null, expiresAt: null },
     ])
-    expect(
-      (await api().get(`/products/${sku}/lines?limit=1`)).body.lines.map((l: { orderid: string }) => l.orderid),
-    ).toEqual([a])
+    expect(all.body.next).toBeNull()
+    // A page at a time: each `next` read on as `after`, until it is null.
+    const seen: string[] = []
+    let after: number | null = 0
+    while (after !== null) {
+      const page = await api().get(`/products/${sku}/lines?limit=1&after=${after}`)
+      expect(page.status).toBe(200)
+      seen.push(...page.body.lines.map((l: { orderid: string }) => l.orderid))
+      after = page.body.next
+    }
+    expect(seen).toEqual([a, b, c])
   })
 
   it('answers 404 for the lines of an unknown sku and 400 with a sentence for a bad status or limit', async () => {
     const unknown = await api().get(`/products/${randomSku()}/lines`)
     expect(unknown.status).toBe(404)
     expect(unknown.body.code).toBe('unknown_product')
-    for (const query of ['status=shipped', 'limit=0', 'limit=x']) {
+    for (const query of ['status=shipped', 'limit=0', 'limit=x', 'after=-1', 'after=x']) {
       const answer = await api().get(`/products/${randomSku()}/lines?${query}`)
       expect(answer.status).toBe(400)
-      expect(answer.body.message).toMatch(/status|limit/)
+      expect(answer.body.message).toMatch(/status|limit|after/)
     }
   })
 

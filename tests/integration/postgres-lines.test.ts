@@ -5,7 +5,7 @@ import type { Schema } from '../../src/adapters/postgres/schema.ts'
 import { pgUnitOfWork } from '../../src/adapters/postgres/unit-of-work.ts'
 import { linesOfSku } from '../../src/adapters/postgres/views.ts'
 import type { Service } from '../../src/bootstrap.ts'
-import type { Clock } from '../../src/service-layer/ports.ts'
+import type { Clock, LineView } from '../../src/service-layer/ports.ts'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
 import { type Mode, modes, openTestDatabase, serviceOn, type TestDatabase } from './support.ts'
 
@@ -288,7 +288,18 @@ describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
       await db.selectFrom('allocations').select(['orderid', 'status']).where('sku', '=', sku).orderBy('id').execute()
     ).map((r) => [r.orderid, r.status])
     const listed = async (status: 'allocated' | null, limit: number) =>
-      ((await service.views.lines(sku, { status, limit })) ?? []).map((l) => [l.orderid, l.status])
+      ((await service.views.lines(sku, { status, limit, after: 0 }))?.lines ?? []).map((l) => [l.orderid, l.status])
+    // Page by page, each page starting at the last one's `next`, until `next` is null.
+    const paged = async (status: LineView['status'] | null, limit: number) => {
+      const all: string[][] = []
+      for (let after: number | null = 0; after !== null; ) {
+        const page = await service.views.lines(sku, { status, limit, after })
+        if (!page) throw new Error(`${sku} unknown`)
+        all.push(...page.lines.map((l) => [l.orderid, l.status]))
+        after = page.next
+      }
+      return all
+    }
     expect(expected.map(([, status]) => status)).toEqual([
       'allocated',
       'allocated',
@@ -300,15 +311,27 @@ describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
     expect(await listed(null, 100)).toEqual(expected)
     expect(await listed(null, 3)).toEqual(expected.slice(0, 3))
     expect(await listed('allocated', 100)).toEqual(expected.filter(([, status]) => status === 'allocated'))
-    expect((await service.views.lines(sku, { status: null, limit: 100 }))?.[1]).toMatchObject({
+    for (const limit of [1, 2, 4]) {
+      expect(await paged(null, limit), `pages of ${limit}`).toEqual(expected)
+      for (const status of ['allocated', 'held', 'backordered'] as const) {
+        expect(await paged(status, limit), `${status}, pages of ${limit}`).toEqual(
+          expected.filter(([, s]) => s === status),
+        )
+      }
+    }
+    expect((await service.views.lines(sku, { status: null, limit: 100, after: 0 }))?.lines[1]).toMatchObject({
       batchref: far,
       eta: '2027-02-01',
     })
 
     // The plan a prepared statement keeps (generic), run: the rows it reads are this sku's, not the table's.
+    // From the middle too: a page reads from its cursor on, not from the sku's first line.
+    const middle = (await service.views.lines(sku, { status: null, limit: 3, after: 0 }))?.next ?? 0
     for (const status of [null, 'allocated'] as const) {
-      const read = await rowsReadByGenericPlan(db, linesOfSku(db, sku, status, 100))
-      expect(read, `status ${status}`).toBeLessThan(100)
+      for (const after of [0, middle]) {
+        const read = await rowsReadByGenericPlan(db, linesOfSku(db, sku, status, 100, after))
+        expect(read, `status ${status} after ${after}`).toBeLessThan(100)
+      }
     }
   })
 

@@ -3,6 +3,7 @@ import { coalesce } from '../../service-layer/coalesce.ts'
 import type {
   AllocationView,
   BatchView,
+  LinesPage,
   LinesQuery,
   LineView,
   ProductSummary,
@@ -54,22 +55,26 @@ export class PgViews implements ReadViews {
     return this.#orders(null, orderid)
   }
 
-  async lines(sku: string, { status, limit }: LinesQuery): Promise<LineView[] | undefined> {
+  async lines(sku: string, { status, limit, after }: LinesQuery): Promise<LinesPage | undefined> {
     const known = await this.#read((db) =>
       db.selectFrom('products').select('sku').where('sku', '=', sku).executeTakeFirst(),
     )
     if (!known) return undefined
     const rows = await this.#read((db) => {
-      if (status === null || status === 'allocated') return linesOfSku(db, sku, status, limit).execute()
+      if (status === null || status === 'allocated') return linesOfSku(db, sku, status, limit, after).execute()
       // A literal, not a parameter: the state's partial index then serves prepared statements too.
       return lines(db)
+        .select('a.id')
         .where('a.sku', '=', sku)
         .where('a.status', '=', sql.lit(status))
+        .where('a.id', '>', after)
         .orderBy('a.id')
         .limit(limit)
         .execute()
     })
-    return rows.map(toLineView)
+    // A full page may be followed by more; the next page then says whether it is.
+    const next = rows.length === limit ? Number(rows.at(-1)?.id) : null
+    return { lines: rows.map(({ id: _, ...row }) => toLineView(row)), next }
   }
 
   async batch(ref: string): Promise<BatchView | undefined> {
@@ -174,14 +179,14 @@ function lines(db: Database['db']) {
 }
 
 /**
- * A sku's first `limit` lines, in every state or allocated only, read batch by batch: at most `limit`
- * from each of the sku's batches (their index gives a batch's lines in order), plus the waiting lines
- * from the queue's index. The cost is the sku's batches times `limit`, never the history of the table.
+ * A sku's first `limit` lines after line `after`, in every state or allocated only, read batch by batch:
+ * at most `limit` from each of the sku's batches (their index gives a batch's lines in order, from
+ * anywhere), plus the waiting lines from the queue's index. The cost is the sku's batches times `limit`, never the history of the table.
  * Read by sku and ordered by id instead, PostgreSQL walks the primary key and filters: 200 ms a request
  * with two million lines in the table, whatever the sku. The batch is matched by a range, not by `=`:
  * with `=` the planner takes the batch as fixed and may walk the primary key all the same.
  */
-export function linesOfSku(db: Database['db'], sku: string, status: 'allocated' | null, limit: number) {
+export function linesOfSku(db: Database['db'], sku: string, status: 'allocated' | null, limit: number, after = 0) {
   const inBatches = db
     .selectFrom('batches as b')
     .innerJoinLateral(
@@ -192,6 +197,7 @@ export function linesOfSku(db: Database['db'], sku: string, status: 'allocated' 
           .whereRef('a.sku', '=', 'b.sku')
           .whereRef('a.batch_id', '>=', 'b.id')
           .whereRef('a.batch_id', '<=', 'b.id')
+          .where('a.id', '>', after)
         return (status ? query.where('a.status', '=', sql.lit(status)) : query)
           .orderBy('a.batch_id')
           .orderBy('a.id')
@@ -225,12 +231,13 @@ export function linesOfSku(db: Database['db'], sku: string, status: 'allocated' 
     ])
     .where('a.sku', '=', sku)
     .where('a.status', '=', sql.lit('backordered'))
+    .where('a.id', '>', after)
     .orderBy('a.id')
     .limit(limit)
   const both = status ? inBatches : inBatches.unionAll(db.selectFrom(waiting.as('w')).selectAll())
   return db
     .selectFrom(both.as('l'))
-    .select(['l.orderid', 'l.sku', 'l.qty', 'l.status', 'l.batchref', 'l.eta', 'l.expiresAt'])
+    .select(['l.id', 'l.orderid', 'l.sku', 'l.qty', 'l.status', 'l.batchref', 'l.eta', 'l.expiresAt'])
     .orderBy('l.id')
     .limit(limit)
 }

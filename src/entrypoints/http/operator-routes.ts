@@ -13,19 +13,19 @@ export function operatorRoutes({ views, batchMoves }: Service): FastifyPluginAsy
       {
         schema: {
           tags: ['products'],
-          summary: "A sku's order lines, oldest first, in one state (status) or every state",
+          summary: "A sku's order lines, oldest first, in one state (status) or every state, a page at a time",
           params: SkuParams,
           querystring: LinesQuery,
           response: { 200: ProductLines, ...errorResponses(400, 404) },
         },
-        preValidation: async (request) => integerQuery(request.query, ['limit']),
+        preValidation: async (request) => integerQuery(request.query, ['limit', 'after']),
       },
       async (request) => {
         const { sku } = request.params
-        const { status = null, limit = 100 } = request.query
-        const lines = await views.lines(sku, { status, limit })
-        if (!lines) throw new UnknownProduct(sku)
-        return { sku, lines }
+        const { status = null, limit = 100, after = 0 } = request.query
+        const page = await views.lines(sku, { status, limit, after })
+        if (!page) throw new UnknownProduct(sku)
+        return { sku, ...page }
       },
     )
 

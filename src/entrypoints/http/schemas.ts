@@ -340,11 +340,21 @@ export const LinesQuery = closed({
     }),
   ),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'At most this many' })),
+  after: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description: "A page's `next`, to read on from there; leave out to start at the first line",
+    }),
+  ),
 })
 
 export const ProductLines = Type.Object({
   sku: Sku,
   lines: Type.Array(Line, { description: 'Oldest first (the backordered ones in the order they are filled)' }),
+  next: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], {
+    description: 'Pass as `after` to read the next page; `null` when no line follows',
+  }),
 })
 
 export const MovesQuery = closed({ qty: Qty })
