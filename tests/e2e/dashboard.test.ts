@@ -285,7 +285,7 @@ describe('the operator dashboard in Chromium', () => {
     }
   })
 
-  it('says plainly when a sku has more lines than the API lists, and how much of its stock they hold', async (ctx) => {
+  it('says plainly when a sku has more lines than the API lists at once, and reads on when asked', async (ctx) => {
     if (!browser) return ctx.skip()
     await post('/batches', { ref: 'sofa-shelf', sku: 'GREY-SOFA', qty: 600, eta: null })
     await post('/batches', { ref: 'sofa-ship', sku: 'GREY-SOFA', qty: 600, eta: '2027-05-01' })
@@ -302,6 +302,24 @@ describe('the operator dashboard in Chromium', () => {
     expect(await text('.lines caption')).toBe('Lines on batches (allocated or held): the first 1,000 only')
     expect(await text('[data-ref="sofa-ship"] .on-batch')).toMatch(/and at least \d+ more$/)
     expect(await text('[data-ref="sofa-shelf"] .on-batch')).toMatch(/and 594 more$/)
+
+    const listed = () =>
+      page.locator('.lines tr[data-line]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-line')))
+    const readOn = page.getByRole('button', { name: 'Show the next 1,000 lines' })
+    expect(await readOn.count()).toBe(1)
+    expect(await listed()).toHaveLength(1000)
+    await readOn.click()
+    await vi.waitFor(async () => expect(new Set(await listed()).size).toBe(1001), patiently)
+    expect(await listed()).toHaveLength(1001)
+    expect(await page.locator('.notice').count()).toBe(0)
+    expect(await readOn.count()).toBe(0)
+    expect(await text('.lines caption')).toBe('Lines on batches (allocated or held): 1,001')
+    expect(await text('[data-ref="sofa-ship"] .on-batch')).toMatch(/and 395 more$/)
+    // An event of the sku reloads it with the pages shown, not the first one alone.
+    await post('/allocations', { orderid: 'sofa-1001', sku: 'GREY-SOFA', qty: 1 })
+    await vi.waitFor(async () => expect(await listed()).toHaveLength(1002), patiently)
+    expect(await page.locator('.notice').count()).toBe(0)
+    expect(await readOn.count()).toBe(0)
   })
 
   it('fits a 375 px wide screen: no page scrolls sideways, a wide table scrolls in its own box', async (ctx) => {

@@ -74,9 +74,9 @@ export function ChangeBatch({ batch, onClose }) {
       )
     }
     if (change.eta !== undefined) {
-      const lines = await skuLines(batch.sku)
+      const { lines, next } = await skuLines(batch.sku)
       const on = lines.filter((l) => l.batchref === batch.ref)
-      const more = unlistedQty(lines, on, batch.allocated) > 0
+      const more = unlistedQty(next, on, batch.allocated) > 0
       const ids = [...on.map((l) => l.orderid), ...(more ? ['others not listed here'] : [])]
       const when = change.eta ? `arrives ${change.eta}` : 'is in the warehouse'
       sentences.push(

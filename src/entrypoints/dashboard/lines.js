@@ -6,15 +6,40 @@ import { time } from './live.js'
 /** The most lines the API lists at once: a sku may have more. */
 export const LINES_LIMIT = 1000
 
-/** The first `LINES_LIMIT` lines of a sku (the API has no way to read on past them). */
-export const skuLines = async (sku) => (await api('GET', `${path`/products/${sku}/lines`}?limit=${LINES_LIMIT}`)).lines
+/**
+ * A page of a sku's lines, `{lines, next}`: its first `LINES_LIMIT`, or those after `after` (a page's
+ * `next`). `next` reads on from the page, `null` when no line follows it.
+ */
+export const skuLines = (sku, after = 0) =>
+  api('GET', `${path`/products/${sku}/lines`}?limit=${LINES_LIMIT}&after=${after}`)
 
 /**
  * How much of `qty` (a total the API gives, such as a batch's allocated quantity) the lines `some`, taken
- * from a sku's `lines` read with `skuLines`, leave out: 0 unless the answer was cut at the limit.
+ * from a sku's lines read with `skuLines` up to the cursor `next`, leave out: 0 once no line follows.
  */
-export const unlistedQty = (lines, some, qty) =>
-  lines.length < LINES_LIMIT ? 0 : Math.max(0, qty - some.reduce((sum, l) => sum + l.qty, 0))
+export const unlistedQty = (next, some, qty) =>
+  next === null ? 0 : Math.max(0, qty - some.reduce((sum, l) => sum + l.qty, 0))
+
+/** Reads the page of a sku's lines after `next` and hands it to `onPage`, at the operator's request. */
+export function NextLines({ sku, next, onPage }) {
+  const [busy, setBusy] = useState(false)
+  const [error, setError] = useState(null)
+  const read = async () => {
+    setBusy(true)
+    setError(null)
+    try {
+      onPage(await skuLines(sku, next), next)
+    } catch (failure) {
+      setError(failure)
+    } finally {
+      setBusy(false)
+    }
+  }
+  return html`<div class="actions">
+    <button type="button" class="secondary" disabled=${busy} onClick=${read}>Show the next ${LINES_LIMIT.toLocaleString('en')} lines</button>
+    ${error && html`<span class="error" role="alert">${error.message}</span>`}
+  </div>`
+}
 
 const arrives = (line) => (line.status === 'backordered' ? 'when stock comes' : (line.eta ?? 'now (warehouse)'))
 

@@ -13,8 +13,10 @@ const when = (eta) => {
 /**
  * The sku's batches on a line of time: the warehouse now, then each arrival date. Each batch shows its
  * bar and the lines on it; with a promise, the promised batch is marked and each other says why not.
+ * `lines` are the sku's lines read so far and `next` the cursor after them: while it is not null, a batch
+ * may have lines not read yet.
  */
-export function Timeline({ batches, lines, availability, onChange }) {
+export function Timeline({ batches, lines, next, availability, onChange }) {
   const etas = [...new Set(batches.map((b) => b.eta))].sort((a, b) =>
     a === null ? -1 : b === null ? 1 : a < b ? -1 : 1,
   )
@@ -31,7 +33,7 @@ export function Timeline({ batches, lines, availability, onChange }) {
               const promised = availability?.promise?.batchref === b.ref
               const reason = verdict(b.ref)
               const on = lines.filter((l) => l.batchref === b.ref)
-              const more = unlistedQty(lines, on, b.allocated) > 0
+              const more = unlistedQty(next, on, b.allocated) > 0
               const rest = Math.max(0, on.length - 6)
               const tail = more
                 ? on.length === 0
