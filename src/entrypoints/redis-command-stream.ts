@@ -10,7 +10,7 @@ import {
   UnknownBatch,
 } from '../domain/errors.ts'
 import type { MessageBus } from '../service-layer/message-bus.ts'
-import type { Logger, Metrics } from '../service-layer/ports.ts'
+import { type Logger, type Metrics, Unavailable } from '../service-layer/ports.ts'
 import { MalformedMessage, parseCommand } from './command-schemas.ts'
 
 export type CommandStreamOptions = Readonly<{
@@ -41,7 +41,9 @@ const refusals = [InvalidSku, UnknownBatch, BatchConflict, LineConflict, NotAllo
  * Applies the stream's entries until `signal` aborts. An entry is acknowledged only after its transaction
  * committed, which also recorded its id, so an entry delivered again is applied once. One that failed for a
  * passing reason (the database is down) stays pending and is taken over again after `claimIdleMs`, here or
- * by another process; one that cannot succeed goes to the dead-letter stream. `groupReady` resolves once
+ * by another process; one that cannot succeed goes to the dead-letter stream, and so does one that failed
+ * `maxDeliveries` times for another reason. An outage (`Unavailable`, as this process last saw it) is waited
+ * out however long it lasts: the command is valid, only the database is missing. `groupReady` resolves once
  * the group exists (or on abort).
  */
 export function consumeCommandStream(options: CommandStreamOptions): {
@@ -54,7 +56,7 @@ export function consumeCommandStream(options: CommandStreamOptions): {
   // Waits that may be abandoned on stop: nothing is in hand yet. The acknowledgement of an entry in hand is
   // awaited; the writer stays connected until the loop ends, so it fails at worst, never hangs.
   const until = abandonOnAbort(signal)
-  const lastErrors = new Map<string, string>()
+  const lastErrors = new Map<string, { reason: string; outage: boolean }>()
   let claimCursor = '0-0'
   let failingInARow = 0
 
@@ -130,9 +132,10 @@ export function consumeCommandStream(options: CommandStreamOptions): {
     const byName = fieldMap(fields)
     const message = JSON.stringify(Object.fromEntries(byName))
     const context = { source: stream, id, message, deliveries }
-    if (deliveries > options.maxDeliveries) {
+    const last = lastErrors.get(id)
+    if (deliveries > options.maxDeliveries && !last?.outage) {
       const error = new Error(
-        `Not handled in ${options.maxDeliveries} deliveries; the last error: ${lastErrors.get(id) ?? 'not known here'}`,
+        `Not handled in ${options.maxDeliveries} deliveries; the last error: ${last?.reason ?? 'not known here'}`,
       )
       logger.error(context, error.message)
       return deadLetter(id, error, message)
@@ -144,7 +147,7 @@ export function consumeCommandStream(options: CommandStreamOptions): {
       if (isFinal(error)) return deadLetter(id, error, message)
       // Entries taken over by another process are never cleared here; the bound keeps them from piling up.
       if (lastErrors.size >= 1000) lastErrors.clear()
-      lastErrors.set(id, reasonOf(error))
+      lastErrors.set(id, { reason: reasonOf(error), outage: error instanceof Unavailable })
       // Whatever failed (the database, most likely) fails the next entries too: give it time to come back.
       return pause(backoffMs(++failingInARow))
     }

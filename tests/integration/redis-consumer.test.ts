@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config.ts'
 import type { Command } from '../../src/domain/commands.ts'
 import { defaultCommandKeys, type RedisConsumer, startRedisConsumer } from '../../src/entrypoints/redis-consumer.ts'
 import type { MessageBus } from '../../src/service-layer/message-bus.ts'
+import { Unavailable } from '../../src/service-layer/ports.ts'
 import { parseMetrics } from '../support/metrics-text.ts'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
 import { redisAvailable, redisUrl, testClient, uniqueKeys } from '../support/redis.ts'
@@ -245,15 +246,19 @@ describe('Redis consumer', () => {
   })
 
   describe('when handling fails for a passing reason (the database is down)', () => {
-    /** A bus whose `handleOnce` fails for the order's first `failures` deliveries. */
-    function failingBus(orderid: string, failures: number): MessageBus {
+    /** A bus whose `handleOnce` fails for the order's first `failures` deliveries, with `error`. */
+    function failingBus(
+      orderid: string,
+      failures: number,
+      error = () => new Error('connect ECONNREFUSED: the database is down'),
+    ): MessageBus {
       let failed = 0
       return {
         ...service.bus,
         handleOnce(messageId, command) {
           if ('orderid' in command && command.orderid === orderid && failed < failures) {
             failed++
-            return Promise.reject(new Error('connect ECONNREFUSED: the database is down'))
+            return Promise.reject(error())
           }
           return service.bus.handleOnce(messageId, command)
         },
@@ -289,6 +294,20 @@ describe('Redis consumer', () => {
         await send('Allocate', { orderid, sku, qty: 1 }, own.commands)
         await eventually(async () => expect(await pendingCount(own.commands, own.group)).toBe(1))
         await eventually(async () => expect(await service.views.allocations(orderid)).toHaveLength(1), 5000)
+        await eventually(async () => expect(await pendingCount(own.commands, own.group)).toBe(0))
+        expect(await deadLetters(own.deadLetter)).toEqual([])
+      })
+    })
+
+    it('waits out an outage of the database however many deliveries it takes, and applies the entry once', async (ctx) => {
+      if (!available) return ctx.skip()
+      const [sku, ref, orderid] = [randomSku(), randomBatchref(), randomOrderid()]
+      await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10, eta: null })
+      // Twice the deliveries after which another failure would be dead-lettered.
+      const outage = failingBus(orderid, 6, () => new Unavailable('connect ECONNREFUSED 127.0.0.1:5432'))
+      await withConsumer(outage, async (own) => {
+        await send('Allocate', { orderid, sku, qty: 1 }, own.commands)
+        await eventually(async () => expect(await service.views.allocations(orderid)).toHaveLength(1), 15_000)
         await eventually(async () => expect(await pendingCount(own.commands, own.group)).toBe(0))
         expect(await deadLetters(own.deadLetter)).toEqual([])
       })
