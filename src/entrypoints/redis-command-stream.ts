@@ -34,6 +34,9 @@ export type CommandStreamOptions = Readonly<{
 
 type Entry = [id: string, fields: string[] | null]
 
+/** How long a stopping consumer tries to leave its group. */
+const LEAVE_WITHIN_MS = 1000
+
 /** Business refusals: handling the command again cannot change the answer. */
 const refusals = [InvalidSku, UnknownBatch, BatchConflict, LineConflict, NotAllocated, HoldWithBackorder]
 
@@ -173,15 +176,17 @@ export function consumeCommandStream(options: CommandStreamOptions): {
     options.metrics?.deadLettered()
   }
 
-  /** Consumer names are per process, so they would pile up in the group: leave, unless entries wait on us. */
+  /**
+   * Consumer names are per process, so they would pile up in the group: leave, unless entries wait on us.
+   * A courtesy, so bounded: a Redis that accepts and never answers must not hold up the process's exit.
+   */
   async function leaveGroup(): Promise<void> {
     if (writer.status !== 'ready') return
-    try {
+    const leave = (async () => {
       const mine = await writer.xpending(stream, group, '-', '+', 1, consumer)
       if (mine.length === 0) await writer.xgroup('DELCONSUMER', stream, group, consumer)
-    } catch (error) {
-      logger.debug({ err: error, stream, consumer }, 'could not leave the consumer group')
-    }
+    })().catch((error: unknown) => logger.debug({ err: error, stream, consumer }, 'could not leave the consumer group'))
+    await Promise.race([leave, sleep(LEAVE_WITHIN_MS, undefined, { ref: false })])
   }
 
   return { groupReady: groupReady.promise, done: run() }

@@ -12,6 +12,7 @@ import { Unavailable } from '../../src/service-layer/ports.ts'
 import { parseMetrics } from '../support/metrics-text.ts'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
 import { redisAvailable, redisUrl, testClient, uniqueKeys } from '../support/redis.ts'
+import { startTcpProxy } from '../support/tcp-proxy.ts'
 import { openTestDatabase, type TestDatabase } from './support.ts'
 
 describe('Redis consumer', () => {
@@ -366,6 +367,35 @@ describe('Redis consumer', () => {
     await unreachable.stop()
     await unreachable.ready
     expect(Date.now() - started).toBeLessThan(1000)
+  })
+
+  it('stops while Redis accepts and never answers, without waiting to leave its group', async (ctx) => {
+    if (!available) return ctx.skip()
+    const { hostname, port } = new URL(redisUrl)
+    const proxy = await startTcpProxy(hostname, Number(port || 6379))
+    const own = uniqueKeys(defaultCommandKeys)
+    const consumer = startRedisConsumer({
+      bus: service.bus,
+      logger: service.logger,
+      redisUrl: `redis://127.0.0.1:${proxy.port}`,
+      keys: own,
+      consumerName: `test-${randomUUID()}`,
+      blockMs: 100,
+    })
+    try {
+      await consumer.ready
+      proxy.setMode('hang')
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      // A stop that waited for the hung server would outlast the socket timeout (blockMs + 10 s).
+      const outcome = await Promise.race([
+        consumer.stop().then(() => 'stopped'),
+        new Promise((resolve) => setTimeout(resolve, 5000, 'still stopping')),
+      ])
+      expect(outcome).toBe('stopped')
+    } finally {
+      await proxy.close()
+      await redis.del(own.commands, own.deadLetter)
+    }
   })
 
   async function consumersOf(own: typeof keys): Promise<string[]> {
