@@ -54,6 +54,9 @@ export interface MessageBus {
   deliver(stored: StoredEvent): Promise<boolean>
 }
 
+/** Undelivered events whose successful handlers a process remembers, at most. */
+const MAX_EVENTS_REMEMBERED = 10_000
+
 export function createMessageBus(
   deps: BusDependencies,
   handlers: { commands: CommandHandlers; events: EventHandlers } = { commands: commandHandlers, events: eventHandlers },
@@ -92,22 +95,39 @@ export function createMessageBus(
   }
 
   /**
-   * Runs every handler of one event; returns the events they committed and whether all succeeded. In
-   * line with a request the delivery mark is not waited for (a lost mark means one more delivery); the
-   * relay waits for it so that a sweep ends with its events marked.
+   * The handlers of an undelivered event that already succeeded in this process: a retry runs only those
+   * that failed, so the stock team is not mailed again because Redis was down, nor an event published
+   * again because the mail server was. Another process retrying the event does not know them (delivery
+   * stays at least once); the bound keeps events delivered elsewhere from piling up.
+   */
+  const succeededBefore = new Map<number, Set<EventHandler<DomainEvent>>>()
+
+  /**
+   * Runs every handler of one event (those that have not succeeded here before); returns the events they
+   * committed and whether all succeeded. In line with a request the delivery mark is not waited for (a
+   * lost mark means one more delivery); the relay waits for it so that a sweep ends with its events marked.
    */
   async function handleEvent({ id, event }: StoredEvent, awaitMark: boolean): Promise<[StoredEvent[], boolean]> {
     const raised: StoredEvent[] = []
     let succeeded = true
     const handlersOfEvent = handlers.events[event.type] as ReadonlyArray<EventHandler<DomainEvent>>
+    const done = succeededBefore.get(id) ?? new Set<EventHandler<DomainEvent>>()
     for (const handler of handlersOfEvent) {
+      if (done.has(handler)) continue
       try {
         const [, events] = await inUnitOfWork((handlerDeps) => handler(event, handlerDeps, id))
         raised.push(...events)
+        done.add(handler)
       } catch (error) {
         succeeded = false
         logger.error({ err: error, eventId: id, event, handler: handler.name }, 'event handler failed; will retry')
       }
+    }
+    succeededBefore.delete(id)
+    if (!succeeded && done.size > 0) {
+      if (succeededBefore.size >= MAX_EVENTS_REMEMBERED)
+        succeededBefore.delete(succeededBefore.keys().next().value as number)
+      succeededBefore.set(id, done)
     }
     if (succeeded) {
       const marked = outbox.markDelivered(id).catch((error: unknown) => {

@@ -111,6 +111,37 @@ describe('message bus', () => {
     expect(pending.map((e) => e.event.type)).toEqual(['OutOfStock'])
   })
 
+  it('runs again only the handlers that failed, so a retry does not mail or publish twice', async () => {
+    const storage = new FakeStorage()
+    const outbox = new FakeOutbox(storage)
+    const calls = { mailed: 0, published: 0 }
+    const mail = async () => {
+      calls.mailed++
+    }
+    const publish = async () => {
+      calls.published++
+      if (calls.published === 1) throw new Error('Redis down')
+    }
+    const bus = createMessageBus(
+      {
+        startUnitOfWork: async () => new FakeUnitOfWork(storage),
+        outbox,
+        notifications: new FakeNotifications(),
+        publisher: new FakePublisher(),
+        logger: new FakeLogger(),
+      },
+      { commands: commandHandlers, events: { ...eventHandlers, OutOfStock: [mail, publish] } },
+    )
+    await bus.handle({ type: 'CreateBatch', ref: 'b1', sku: 'LAMP', qty: 1, eta: null })
+    await bus.handle({ type: 'Allocate', orderid: 'o1', sku: 'LAMP', qty: 5 })
+    expect(calls).toEqual({ mailed: 1, published: 1 })
+    const [pending] = await outbox.claimDue(10)
+    if (!pending) throw new Error('the OutOfStock event is not pending')
+    expect(await bus.deliver(pending)).toBe(true)
+    expect(calls).toEqual({ mailed: 1, published: 2 })
+    expect(storage.delivered.has(pending.id)).toBe(true)
+  })
+
   it('delivers a pending event again through deliver(), as the outbox sweep does', async () => {
     const app = bootstrapTestApp()
     await app.bus.handle({ type: 'CreateBatch', ref: 'b1', sku: 'SOFA', qty: 10, eta: null })
