@@ -1,4 +1,5 @@
 import { createTransport } from 'nodemailer'
+import { FailFast } from '../service-layer/fail-fast.ts'
 import type { Notifications } from '../service-layer/ports.ts'
 
 export type EmailNotificationsOptions = Readonly<{
@@ -15,12 +16,18 @@ type Transport = ReturnType<typeof createTransport>
 export class EmailNotifications implements Notifications {
   readonly #options: EmailNotificationsOptions
   #transport: Transport | undefined
+  /** A mail server that just failed (or hung until a timeout) is not waited for by the next write. */
+  readonly #failFast = new FailFast('The mail server', 30_000)
 
   constructor(options: EmailNotificationsOptions) {
     this.#options = options
   }
 
-  async send(subject: string, body: string): Promise<void> {
+  send(subject: string, body: string): Promise<void> {
+    return this.#failFast.run(() => this.#send(subject, body))
+  }
+
+  async #send(subject: string, body: string): Promise<void> {
     this.#transport ??= createTransport({
       url: this.#options.smtpUrl,
       // A notification is sent in line with the write that ran out of stock; an unreachable mail server

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import { FailFast } from '../service-layer/fail-fast.ts'
 import type { EventPublisher, StoredEvent } from '../service-layer/ports.ts'
 import { execOrThrow } from './redis-connection.ts'
 
@@ -26,6 +27,8 @@ export class RedisEventPublisher implements EventPublisher {
   readonly #redis: Redis
   readonly #keys: EventKeys
   readonly #maxLength: number
+  /** Redis that just failed is not waited for again by the next event for a few seconds. */
+  readonly #failFast = new FailFast('Publishing to Redis', 5000)
 
   /** `redis` should connect lazily and time out its commands (see `createRedisClient`). */
   constructor(redis: Redis, options: RedisEventPublisherOptions = {}) {
@@ -34,7 +37,11 @@ export class RedisEventPublisher implements EventPublisher {
     this.#maxLength = options.maxLength ?? 1_000_000
   }
 
-  async publish({ id, event }: StoredEvent): Promise<void> {
+  publish(stored: StoredEvent): Promise<void> {
+    return this.#failFast.run(() => this.#publish(stored))
+  }
+
+  async #publish({ id, event }: StoredEvent): Promise<void> {
     const transaction = this.#redis
       .multi()
       .xadd(
