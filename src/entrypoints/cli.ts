@@ -9,7 +9,7 @@ import { HoldWithBackorder, InvalidSku, UnknownBatch } from '../domain/errors.ts
 import { InvalidInput, NotFound, parseInput } from './cli-input.ts'
 import { type CliTarget, databaseTarget, httpTarget } from './cli-target.ts'
 import { AnonymousRefused, InvalidApiKeys } from './http/api-keys.ts'
-import { BatchEta, formatProblem, NewAllocation, NewBatch, RefParams } from './http/schemas.ts'
+import { BatchEta, DATE_PROBLEM, NewAllocation, NewBatch, RefParams } from './http/schemas.ts'
 import { startServer } from './http/server.ts'
 import { importBatches } from './import-batches.ts'
 import { startRedisConsumer } from './redis-consumer.ts'
@@ -152,8 +152,7 @@ export function createCli(): Program {
         parseInput(RefParams, { ref }, 'batch reference')
         const eta = date === 'arrived' ? null : date
         if (!Value.Check(BatchEta, { eta })) {
-          const problem = formatProblem('format', { format: 'date' })
-          throw new InvalidInput(`Invalid eta: date ${problem}, or arrived, not ${JSON.stringify(date)}`)
+          throw new InvalidInput(`Invalid eta: date ${DATE_PROBLEM}, or arrived, not ${JSON.stringify(date)}`)
         }
         await target.changeEta(ref, eta)
         console.log(eta === null ? `Batch ${ref} has arrived` : `Batch ${ref} now arrives ${eta}`)

@@ -35,8 +35,7 @@ type Chunk = { rows: Row[]; bad: string[]; badRows: number; bytes: number }
  * running the same file again changes nothing.
  */
 export async function importBatches(target: CliTarget, file: string): Promise<ImportSummary> {
-  const handle = await openFile(file)
-  const { size } = await handle.stat()
+  const { handle, size } = await openFile(file)
   const bar = progressBar(size)
   const started = performance.now()
   const summary = { added: 0, present: 0, notWritten: 0, badRows: 0 }
@@ -129,20 +128,21 @@ export async function importBatches(target: CliTarget, file: string): Promise<Im
   return { ...summary, rows: rowCount, seconds: (performance.now() - started) / 1000 }
 }
 
-/** The file, open to read; a path that cannot be is the operator's mistake, said in a sentence. */
-async function openFile(file: string): Promise<FileHandle> {
+/** The file, open to read, and its size; a path that cannot be is the operator's mistake, said in a sentence. */
+async function openFile(file: string): Promise<{ handle: FileHandle; size: number }> {
   let handle: FileHandle
   try {
     handle = await open(file)
   } catch (error) {
     throw unreadable(file, error)
   }
+  const stats = await handle.stat()
   // A folder opens, and fails at the first read.
-  if ((await handle.stat()).isDirectory()) {
+  if (stats.isDirectory()) {
     await handle.close()
     throw unreadable(file, { code: 'EISDIR' })
   }
-  return handle
+  return { handle, size: stats.size }
 }
 
 function unreadable(file: string, error: unknown): unknown {

@@ -181,10 +181,11 @@ function lines(db: Database['db']) {
 /**
  * A sku's first `limit` lines after line `after`, in every state or allocated only, read batch by batch:
  * at most `limit` from each of the sku's batches (their index gives a batch's lines in order, from
- * anywhere), plus the waiting lines from the queue's index. The cost is the sku's batches times `limit`, never the history of the table.
- * Read by sku and ordered by id instead, PostgreSQL walks the primary key and filters: 200 ms a request
- * with two million lines in the table, whatever the sku. The batch is matched by a range, not by `=`:
- * with `=` the planner takes the batch as fixed and may walk the primary key all the same.
+ * anywhere), plus the waiting lines from the queue's index. The cost is the sku's batches times `limit`,
+ * never the history of the table. Read by sku and ordered by id instead, PostgreSQL walks the primary key
+ * and filters: 200 ms a request with two million lines in the table, whatever the sku. The batch is
+ * matched by a range, not by `=`: with `=` the planner takes the batch as fixed and may walk the primary
+ * key all the same.
  */
 export function linesOfSku(db: Database['db'], sku: string, status: 'allocated' | null, limit: number, after = 0) {
   const inBatches = db

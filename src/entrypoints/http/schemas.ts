@@ -21,7 +21,7 @@ const ID_TEXT = '^[^\\u0000-\\u001F\\u007F\\uD800-\\uDFFF]*$'
 /** ajv-formats' `date` takes the year 0000, which PostgreSQL's dates do not have (1 BC is its year 0001 BC). */
 const NOT_YEAR_ZERO = '^(?!0000-)'
 
-const DATE_PROBLEM = 'must be a real calendar date written YYYY-MM-DD'
+export const DATE_PROBLEM = 'must be a real calendar date written YYYY-MM-DD'
 
 /** What a value that fails `format` or `pattern` is missing, in words; `undefined` for patterns not ours. */
 export function formatProblem(keyword: string, params: object): string | undefined {
@@ -265,19 +265,18 @@ export const Order = Type.Object({
 /** Book compatibility: `batchref` is `null` when the line is out of stock. */
 export const AllocateAnswer = Type.Object({ batchref: NullableBatchref })
 
+/** Where a line taken off a shrunk batch went: its state now, or `released` for a hold with nowhere to go. */
+const MovedStatus = Type.Union([...LineStatus.anyOf, Type.Literal('released')], {
+  description:
+    'Its state after the change: on another batch (allocated, held), waiting (backordered), or a hold ' +
+    'released for want of room (released: no longer a line, so batchref, eta and expiresAt are null)',
+})
+
 export const BatchChanged = Type.Object({
   batch: Batch,
-  moved: Type.Array(
-    Type.Object({
-      ...Line.properties,
-      status: Type.Union([...LineStatus.anyOf, Type.Literal('released')], {
-        description:
-          'Its state now: on another batch (allocated, held), waiting (backordered), or a hold released for ' +
-          'want of room (released: no longer a line, so batchref, eta and expiresAt are null)',
-      }),
-    }),
-    { description: 'Each line taken off the batch, as it is now' },
-  ),
+  moved: Type.Array(Type.Object({ ...Line.properties, status: MovedStatus }), {
+    description: 'Each line taken off the batch, as it is now',
+  }),
 })
 
 const event = <T extends string, P extends Parameters<typeof Type.Object>[0]>(type: T, properties: P) =>
@@ -367,10 +366,7 @@ export const BatchMoves = Type.Object({
       orderid: Orderid,
       sku: Sku,
       qty: Qty,
-      status: Type.Union(
-        [Type.Literal('allocated'), Type.Literal('held'), Type.Literal('backordered'), Type.Literal('released')],
-        { description: 'Its state after the change: on another batch, waiting, or a hold released' },
-      ),
+      status: MovedStatus,
       batchref: NullableBatchref,
     }),
     { description: 'Each line the change would take off the batch, with where it would go' },
