@@ -320,6 +320,18 @@ describe('the operator dashboard in Chromium', () => {
     await vi.waitFor(async () => expect(await listed()).toHaveLength(1002), patiently)
     expect(await page.locator('.notice').count()).toBe(0)
     expect(await readOn.count()).toBe(0)
+
+    // A new eta's review names every line on the batch, those past the first page included.
+    await page.getByRole('button', { name: 'Change batch sofa-ship' }).click()
+    const form = page.locator('form.change')
+    await form.getByLabel('Arrives', { exact: true }).fill('2027-06-01')
+    await form.getByRole('button', { name: 'Review the change' }).click()
+    await form.locator('.confirm').waitFor()
+    const review = await text('form.change .confirm')
+    expect(review).toContain('sofa-ship arrives 2027-06-01; 402 line(s) on it get the new date: sofa-')
+    expect(review).not.toContain('not listed')
+    await form.getByRole('button', { name: 'Cancel' }).click()
+    await form.waitFor({ state: 'detached' })
   })
 
   it('fits a 375 px wide screen: no page scrolls sideways, a wide table scrolls in its own box', async (ctx) => {

@@ -289,12 +289,14 @@ describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
     ).map((r) => [r.orderid, r.status])
     const listed = async (status: 'allocated' | null, limit: number) =>
       ((await service.views.lines(sku, { status, limit, after: 0 }))?.lines ?? []).map((l) => [l.orderid, l.status])
-    // Page by page, each page starting at the last one's `next`, until `next` is null.
+    // Page by page, each page starting at the last one's `next`, until `next` is null: no page is empty
+    // but the first (a state without lines), so a full last page says that no line follows.
     const paged = async (status: LineView['status'] | null, limit: number) => {
       const all: string[][] = []
       for (let after: number | null = 0; after !== null; ) {
         const page = await service.views.lines(sku, { status, limit, after })
         if (!page) throw new Error(`${sku} unknown`)
+        if (after > 0) expect(page.lines.length, `a page after ${after}`).toBeGreaterThan(0)
         all.push(...page.lines.map((l) => [l.orderid, l.status]))
         after = page.next
       }
@@ -310,6 +312,9 @@ describe.each(modes)('order lines in PostgreSQL (%s)', (mode: Mode) => {
     ])
     expect(await listed(null, 100)).toEqual(expected)
     expect(await listed(null, 3)).toEqual(expected.slice(0, 3))
+    const nextOf = async (limit: number) => (await service.views.lines(sku, { status: null, limit, after: 0 }))?.next
+    expect(await nextOf(expected.length), 'a page holding every line').toBeNull()
+    expect(await nextOf(expected.length - 1), 'a page holding all lines but one').not.toBeNull()
     expect(await listed('allocated', 100)).toEqual(expected.filter(([, status]) => status === 'allocated'))
     for (const limit of [1, 2, 4]) {
       expect(await paged(null, limit), `pages of ${limit}`).toEqual(expected)

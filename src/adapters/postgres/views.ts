@@ -60,8 +60,9 @@ export class PgViews implements ReadViews {
       db.selectFrom('products').select('sku').where('sku', '=', sku).executeTakeFirst(),
     )
     if (!known) return undefined
+    // One line more than the page, to know whether a line follows it.
     const rows = await this.#read((db) => {
-      if (status === null || status === 'allocated') return linesOfSku(db, sku, status, limit, after).execute()
+      if (status === null || status === 'allocated') return linesOfSku(db, sku, status, limit + 1, after).execute()
       // A literal, not a parameter: the state's partial index then serves prepared statements too.
       return lines(db)
         .select('a.id')
@@ -69,12 +70,12 @@ export class PgViews implements ReadViews {
         .where('a.status', '=', sql.lit(status))
         .where('a.id', '>', after)
         .orderBy('a.id')
-        .limit(limit)
+        .limit(limit + 1)
         .execute()
     })
-    // A full page may be followed by more; the next page then says whether it is.
-    const next = rows.length === limit ? Number(rows.at(-1)?.id) : null
-    return { lines: rows.map(({ id: _, ...row }) => toLineView(row)), next }
+    const page = rows.slice(0, limit)
+    const next = rows.length > limit ? Number(page.at(-1)?.id) : null
+    return { lines: page.map(({ id: _, ...row }) => toLineView(row)), next }
   }
 
   async batch(ref: string): Promise<BatchView | undefined> {

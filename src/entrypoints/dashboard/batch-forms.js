@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, path } from './api.js'
 import { Field, FormError, number, useSubmit } from './forms.js'
 import { html } from './html.js'
-import { skuLines, unlistedQty } from './lines.js'
+import { linesOnBatch } from './lines.js'
 
 /** Adds a batch: warehouse stock without an eta, a shipment with one. */
 export function AddBatch({ sku = '' }) {
@@ -74,9 +74,7 @@ export function ChangeBatch({ batch, onClose }) {
       )
     }
     if (change.eta !== undefined) {
-      const { lines, next } = await skuLines(batch.sku)
-      const on = lines.filter((l) => l.batchref === batch.ref)
-      const more = unlistedQty(next, on, batch.allocated) > 0
+      const { on, more } = await linesOnBatch(batch.sku, batch.ref, batch.allocated)
       const ids = [...on.map((l) => l.orderid), ...(more ? ['others not listed here'] : [])]
       const when = change.eta ? `arrives ${change.eta}` : 'is in the warehouse'
       sentences.push(

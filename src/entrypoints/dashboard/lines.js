@@ -20,6 +20,21 @@ export const skuLines = (sku, after = 0) =>
 export const unlistedQty = (next, some, qty) =>
   next === null ? 0 : Math.max(0, qty - some.reduce((sum, l) => sum + l.qty, 0))
 
+/**
+ * The lines on batch `ref` of `sku`, whose lines hold `allocated` of it: read page after page until they
+ * hold all of it, no line follows, or `maxPages` are read. `more` says that some were left unread.
+ */
+export async function linesOnBatch(sku, ref, allocated, maxPages = 10) {
+  const on = []
+  let next = 0
+  for (let pages = 0; pages < maxPages && next !== null && unlistedQty(next, on, allocated) > 0; pages++) {
+    const page = await skuLines(sku, next)
+    on.push(...page.lines.filter((l) => l.batchref === ref))
+    next = page.next
+  }
+  return { on, more: unlistedQty(next, on, allocated) > 0 }
+}
+
 /** Reads the page of a sku's lines after `next` and hands it to `onPage`, at the operator's request. */
 export function NextLines({ sku, next, onPage }) {
   const [busy, setBusy] = useState(false)
