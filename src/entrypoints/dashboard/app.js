@@ -79,12 +79,15 @@ function KeyDialog() {
     if (request && !dialog.current.open) dialog.current.showModal()
   }, [request])
   const answer = (key) => {
+    const asked = request
+    setRequest(null)
     dialog.current.close()
     dialog.current.querySelector('form').reset()
-    request?.resolve(key)
-    setRequest(null)
+    asked?.resolve(key)
   }
-  return html`<dialog ref=${dialog} aria-labelledby="key-title" onCancel=${() => answer(null)}>
+  // Escape may close the dialog without a cancel event (Chromium skips it when the dialog opened without
+  // the user's doing): a close with the question still open is a dismissal all the same.
+  return html`<dialog ref=${dialog} aria-labelledby="key-title" onClose=${() => request && answer(null)}>
     <form
       method="dialog"
       onSubmit=${(event) => {
