@@ -89,9 +89,23 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
     !overrides.publisher && config.redisUrl
       ? createRedisClient(config.redisUrl, { name: 'allocation-publisher', logger, commandTimeoutMs: 2000 })
       : null
+  // Deliveries that failed while Redis or the mail server was down wait out a backoff of up to 10 minutes;
+  // once it works again they go at the relay's next sweep.
+  const onRecovered = () =>
+    void outbox
+      .retryNow()
+      .catch((error: unknown) =>
+        logger.warn({ err: error }, 'could not make the waiting deliveries due now; they go after their backoff'),
+      )
   const email =
     !overrides.notifications && config.smtpUrl
-      ? new EmailNotifications({ smtpUrl: config.smtpUrl, to: config.stockTeamEmail, from: config.mailFrom })
+      ? new EmailNotifications({
+          smtpUrl: config.smtpUrl,
+          to: config.stockTeamEmail,
+          from: config.mailFrom,
+          logger,
+          onRecovered,
+        })
       : null
   const clock = overrides.clock ?? systemClock
   const metrics = new PrometheusMetrics(database, logger)
@@ -102,7 +116,9 @@ export function bootstrap(config: Config, overrides: Overrides = {}): Service {
     outbox,
     notifications: overrides.notifications ?? email ?? new LoggedNotifications(logger),
     // Without Redis the events stay readable from the outbox (GET /events): nothing to publish to.
-    publisher: overrides.publisher ?? (redis ? new RedisEventPublisher(redis) : { publish: async () => {} }),
+    publisher:
+      overrides.publisher ??
+      (redis ? new RedisEventPublisher(redis, { logger, onRecovered }) : { publish: async () => {} }),
     logger,
     metrics,
   })

@@ -1,6 +1,6 @@
 import { createTransport } from 'nodemailer'
 import { FailFast } from '../service-layer/fail-fast.ts'
-import type { Notifications } from '../service-layer/ports.ts'
+import type { Logger, Notifications } from '../service-layer/ports.ts'
 
 export type EmailNotificationsOptions = Readonly<{
   /** `smtp://user:pass@host:port` or `smtps://...`; query parameters are nodemailer options (`?ignoreTLS=true`). */
@@ -8,6 +8,10 @@ export type EmailNotificationsOptions = Readonly<{
   /** The stock team's address. */
   to: string
   from?: string
+  /** Told when mailing starts failing, while it goes on, and when it works again. */
+  logger: Logger
+  /** Called when mailing works again after failing. */
+  onRecovered?: () => void
 }>
 
 type Transport = ReturnType<typeof createTransport>
@@ -17,10 +21,12 @@ export class EmailNotifications implements Notifications {
   readonly #options: EmailNotificationsOptions
   #transport: Transport | undefined
   /** A mail server that just failed (or hung until a timeout) is not waited for by the next write. */
-  readonly #failFast = new FailFast('The mail server', 30_000)
+  readonly #failFast: FailFast
 
   constructor(options: EmailNotificationsOptions) {
     this.#options = options
+    const { logger, onRecovered } = options
+    this.#failFast = new FailFast('Sending mail to the mail server', 30_000, { logger, onRecovered })
   }
 
   send(subject: string, body: string): Promise<void> {

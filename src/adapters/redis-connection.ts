@@ -1,4 +1,5 @@
 import { type ChainableCommander, Redis } from 'ioredis'
+import { duration } from '../service-layer/outage-log.ts'
 import type { Logger } from '../service-layer/ports.ts'
 
 export type RedisClientOptions = Readonly<{
@@ -33,30 +34,50 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
     ...(options.commandTimeoutMs === undefined ? {} : { commandTimeout: options.commandTimeoutMs }),
     ...(options.socketTimeoutMs === undefined ? {} : { socketTimeout: options.socketTimeoutMs }),
   })
-  let down = false
+  let downSince: number | null = null
   client.on('error', (error: Error) => {
-    if (!down) logger?.warn({ err: error, redis: name }, 'Redis connection failed; reconnecting')
-    down = true
+    connectionFailures.set(client, error)
+    if (downSince === null) logger?.warn({ err: error, redis: name }, 'Redis connection failed; reconnecting')
+    downSince ??= Date.now()
   })
   client.on('reconnecting', () => {
-    if (!down) logger?.warn({ redis: name }, 'lost the connection to Redis; reconnecting')
-    down = true
+    if (downSince === null) logger?.warn({ redis: name }, 'lost the connection to Redis; reconnecting')
+    downSince ??= Date.now()
   })
   client.on('ready', () => {
-    if (down) logger?.info({ redis: name }, 'connected to Redis again')
-    down = false
+    connectionFailures.delete(client)
+    if (downSince !== null) {
+      const downForMs = Date.now() - downSince
+      logger?.info({ redis: name, downForMs }, `connected to Redis again, after ${duration(downForMs)}`)
+    }
+    downSince = null
   })
   return client
 }
 
-/** `ok` when Redis answers a PING, otherwise why not. */
+/** Why each client's last attempt to connect failed, until it connects. */
+const connectionFailures = new WeakMap<Redis, Error>()
+
+/**
+ * `ok` when Redis answers a PING, otherwise why not. A client waiting to connect again after a failure
+ * answers at once with that failure: its PING would wait for the next attempt, past any readiness bound.
+ */
 export async function redisCheck(client: Redis): Promise<string> {
+  const failure = connectionFailures.get(client)
+  if (failure && client.status === 'reconnecting') return connectionFailed(failure)
   try {
     await client.ping()
     return 'ok'
   } catch (error) {
-    return `not answering: ${(error as Error).message}`
+    const failed = connectionFailures.get(client)
+    return failed ? connectionFailed(failed) : `not answering: ${(error as Error).message}`
   }
+}
+
+function connectionFailed(error: Error): string {
+  const { code } = error as NodeJS.ErrnoException
+  if (code === 'ECONNREFUSED') return 'Redis refused the connection (ECONNREFUSED)'
+  return `the connection to Redis failed: ${error.message}`
 }
 
 /** Runs a MULTI; a command that failed inside it fails the whole call, as it would outside one. */

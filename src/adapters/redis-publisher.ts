@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { FailFast } from '../service-layer/fail-fast.ts'
-import type { EventPublisher, StoredEvent } from '../service-layer/ports.ts'
+import type { EventPublisher, Logger, StoredEvent } from '../service-layer/ports.ts'
 import { execOrThrow } from './redis-connection.ts'
 
 /** Where events go; the defaults are the contract other services rely on. */
@@ -17,6 +17,10 @@ export type RedisEventPublisherOptions = Readonly<{
   keys?: Partial<EventKeys>
   /** The stream is trimmed to about this many entries (approximately, which costs Redis nothing). */
   maxLength?: number
+  /** Told when publishing starts failing, while it goes on, and when it works again. */
+  logger: Logger
+  /** Called when publishing works again after failing. */
+  onRecovered?: () => void
 }>
 
 /**
@@ -28,13 +32,15 @@ export class RedisEventPublisher implements EventPublisher {
   readonly #keys: EventKeys
   readonly #maxLength: number
   /** Redis that just failed is not waited for again by the next event for a few seconds. */
-  readonly #failFast = new FailFast('Publishing to Redis', 5000)
+  readonly #failFast: FailFast
 
   /** `redis` should connect lazily and time out its commands (see `createRedisClient`). */
-  constructor(redis: Redis, options: RedisEventPublisherOptions = {}) {
+  constructor(redis: Redis, options: RedisEventPublisherOptions) {
     this.#redis = redis
     this.#keys = { ...defaultEventKeys, ...options.keys }
     this.#maxLength = options.maxLength ?? 1_000_000
+    const { logger, onRecovered } = options
+    this.#failFast = new FailFast('Publishing to Redis', 5000, { logger, onRecovered })
   }
 
   publish(stored: StoredEvent): Promise<void> {

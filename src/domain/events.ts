@@ -31,7 +31,14 @@ export type Deallocated = Readonly<{
   reason: DeallocationReason
 }>
 
-export type OutOfStock = Readonly<{ type: 'OutOfStock'; orderid: string; sku: string; qty: number }>
+/** No batch can take the line. `backordered`: it waits for stock (a `Backordered` came first); else refused. */
+export type OutOfStock = Readonly<{
+  type: 'OutOfStock'
+  orderid: string
+  sku: string
+  qty: number
+  backordered: boolean
+}>
 
 /** A line accepted without a batch: it waits for stock. */
 export type Backordered = Readonly<{ type: 'Backordered'; orderid: string; sku: string; qty: number }>

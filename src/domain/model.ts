@@ -304,7 +304,7 @@ export class Product {
     } else {
       this.#set({ ...line, status: 'backordered', batchref: null, expiresAt: null })
       this.events.push({ type: 'Backordered', ...line.line })
-      this.events.push({ type: 'OutOfStock', ...line.line })
+      this.events.push({ type: 'OutOfStock', ...line.line, backordered: true })
     }
   }
 
@@ -316,12 +316,12 @@ export class Product {
     const batch = this.preferredBatch(line.qty)
     if (!batch) {
       if (!options.backorder) {
-        this.events.push({ type: 'OutOfStock', ...line })
+        this.events.push({ type: 'OutOfStock', ...line, backordered: false })
         return { status: 'out_of_stock', batchref: null, expiresAt: null }
       }
       this.#set({ line, status: 'backordered', batchref: null, expiresAt: null, accepted, placed: null })
       this.events.push({ type: 'Backordered', ...line })
-      this.events.push({ type: 'OutOfStock', ...line })
+      this.events.push({ type: 'OutOfStock', ...line, backordered: true })
       return this.lines.get(line.orderid) as LineState
     }
     batch.allocatedQuantity += line.qty

@@ -10,6 +10,7 @@ import {
   UnknownBatch,
 } from '../domain/errors.ts'
 import type { MessageBus } from '../service-layer/message-bus.ts'
+import { OutageLog } from '../service-layer/outage-log.ts'
 import { type Logger, type Metrics, Unavailable } from '../service-layer/ports.ts'
 import { MalformedMessage, parseCommand } from './command-schemas.ts'
 
@@ -62,6 +63,7 @@ export function consumeCommandStream(options: CommandStreamOptions): {
   const lastErrors = new Map<string, { reason: string; outage: boolean }>()
   let claimCursor = '0-0'
   let failingInARow = 0
+  const reading = new OutageLog(logger, 'reading commands from Redis')
 
   async function run(): Promise<void> {
     let groupExists = false
@@ -75,6 +77,7 @@ export function consumeCommandStream(options: CommandStreamOptions): {
         await takeOverStale()
         await readNew()
         failures = 0
+        reading.succeeded()
       } catch (error) {
         if (signal.aborted) break
         if (errorCode(error) === 'NOGROUP') {
@@ -85,7 +88,7 @@ export function consumeCommandStream(options: CommandStreamOptions): {
           continue
         }
         failures++
-        logger.error({ err: error, stream }, 'reading commands from Redis failed; retrying')
+        reading.failed(error)
         await pause(backoffMs(failures))
       }
     }

@@ -2,6 +2,7 @@ import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { abandonOnAbort, createRedisClient } from '../adapters/redis-connection.ts'
 import type { MessageBus } from '../service-layer/message-bus.ts'
+import { OutageLog } from '../service-layer/outage-log.ts'
 import type { Logger, Metrics } from '../service-layer/ports.ts'
 import { parseBatchQuantityMessage } from './command-schemas.ts'
 import { consumeCommandStream, deadLetterArgs, logFailure, reasonOf } from './redis-command-stream.ts'
@@ -95,13 +96,15 @@ export function startRedisConsumer(options: RedisConsumerOptions): RedisConsumer
 
   /** ioredis subscribes again by itself after a reconnection, but not when the first attempt failed. */
   async function subscribe(): Promise<void> {
+    const subscribing = new OutageLog(logger, `subscribing to the Redis channel ${keys.changeBatchQuantity}`)
     for (let attempt = 1; !stopping.signal.aborted; attempt++) {
       try {
         await until(subscriber.subscribe(keys.changeBatchQuantity))
+        subscribing.succeeded()
         return
       } catch (error) {
         if (stopping.signal.aborted) return
-        logger.warn({ err: error, channel: keys.changeBatchQuantity }, 'could not subscribe; retrying')
+        subscribing.failed(error)
         await sleep(Math.min(100 * 2 ** attempt, 5000), undefined, { signal: stopping.signal }).catch(() => {})
       }
     }

@@ -1,3 +1,4 @@
+import { OutageLog } from './outage-log.ts'
 import type { Logger, ReadViews, StoredEvent } from './ports.ts'
 
 /** Someone reading the stream of committed events: a browser on `/events/stream`, say. */
@@ -41,6 +42,8 @@ export function createEventFeed(
   let head = 0
   let timer: NodeJS.Timeout | undefined
   let closed = false
+  // Polled every 250 ms while someone reads: a database outage would be four lines a second.
+  const reading = new OutageLog(logger, 'reading new events for the event stream')
 
   function start(): Promise<void> {
     started ??= views.lastEventId().then(
@@ -67,8 +70,9 @@ export function createEventFeed(
         // Let the sockets take this page before the next: a reader is judged by what it leaves unread.
         await new Promise((resolve) => setImmediate(resolve))
       }
+      reading.succeeded()
     } catch (error) {
-      logger.warn({ err: error }, 'reading new events for the event stream failed; trying again')
+      reading.failed(error)
     }
     if (closed || (live.size === 0 && catchingUp === 0)) started = null
     else timer = setTimeout(() => void tick(), intervalMs)

@@ -230,10 +230,12 @@ export async function releaseExpiredHolds(
 }
 
 export async function sendOutOfStockNotification(event: OutOfStock, { notifications }: HandlerDeps): Promise<void> {
-  await notifications.send(
-    `Out of stock for ${event.sku}`,
-    `Order ${event.orderid} asked for ${event.qty} of ${event.sku}; no batch can take it.`,
-  )
+  const { orderid, sku, qty } = event
+  // An event stored before `backordered` existed has none, and is worded as it was then.
+  const outcome = event.backordered
+    ? `no batch can take it now, so the line waits as a backorder of ${qty} and is allocated as soon as stock arrives.`
+    : 'no batch can take it.'
+  await notifications.send(`Out of stock for ${sku}`, `Order ${orderid} asked for ${qty} of ${sku}; ${outcome}`)
 }
 
 export async function publishEvent(event: DomainEvent, { publisher }: HandlerDeps, id: number): Promise<void> {

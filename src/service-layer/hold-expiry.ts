@@ -83,5 +83,5 @@ export function createHoldExpiry(
     }
   }
 
-  return periodicSweep(sweep, { intervalMs, logger, failure: 'releasing expired holds failed' })
+  return periodicSweep(sweep, { intervalMs, logger, what: 'releasing expired holds' })
 }

@@ -2,6 +2,7 @@ import type { Allocate, Command } from '../domain/commands.ts'
 import { LineConflict } from '../domain/errors.ts'
 import type { DomainEvent } from '../domain/events.ts'
 import { coalesce } from './coalesce.ts'
+import { DependencyDown } from './fail-fast.ts'
 import {
   allocateMany,
   type CommandHandler,
@@ -120,7 +121,10 @@ export function createMessageBus(
         done.add(handler)
       } catch (error) {
         succeeded = false
-        logger.error({ err: error, eventId: id, event, handler: handler.name }, 'event handler failed; will retry')
+        // A dependency that is down has its outage logged once where it is seen, not once per event here.
+        const context = { err: error, eventId: id, event, handler: handler.name }
+        if (error instanceof DependencyDown) logger.debug(context, 'event handler failed; will retry')
+        else logger.error(context, 'event handler failed; will retry')
       }
     }
     succeededBefore.delete(id)

@@ -22,12 +22,13 @@ export function createOutboxRelay(
       const due = await outbox.claimDue(batchSize)
       for (const stored of due) {
         const delivered = await bus.deliver(stored)
-        if (!delivered) logger.warn({ eventId: stored.id }, 'event delivery failed; it will be retried with backoff')
+        // Why is in the log already: the handler's failure, or the outage of what it needed.
+        if (!delivered) logger.debug({ eventId: stored.id }, 'event delivery failed; it will be retried with backoff')
       }
       handed += due.length
       if (due.length < batchSize || stopped()) return handed
     }
   }
 
-  return periodicSweep(sweep, { intervalMs, logger, failure: 'outbox sweep failed' })
+  return periodicSweep(sweep, { intervalMs, logger, what: 'outbox sweep' })
 }

@@ -1,3 +1,4 @@
+import { OutageLog } from './outage-log.ts'
 import type { Logger } from './ports.ts'
 
 /** Work done in sweeps: now, and then every `intervalMs` until `stop`. */
@@ -12,20 +13,25 @@ export interface PeriodicSweep {
 
 /**
  * Runs `sweep` now and then, one sweep at a time: the next is scheduled when one ends, so a slow sweep
- * never overlaps the next. `sweep` is told through `stopped` when to end early.
+ * never overlaps the next. `sweep` is told through `stopped` when to end early. While sweeps fail (the
+ * database is down), the log says so once, reminds at most once a minute, and says when they work again.
  */
 export function periodicSweep(
   sweep: (stopped: () => boolean) => Promise<number>,
-  options: Readonly<{ intervalMs: number; logger: Logger; failure: string }>,
+  options: Readonly<{ intervalMs: number; logger: Logger; what: string; now?: () => number }>,
 ): PeriodicSweep {
   let timer: NodeJS.Timeout | undefined
   let running: Promise<unknown> = Promise.resolve()
   let stopped = false
   const isStopped = () => stopped
+  const outage = new OutageLog(options.logger, options.what, options.now)
 
   function tick(): void {
     running = sweep(isStopped)
-      .catch((error: unknown) => options.logger.error({ err: error }, options.failure))
+      .then(
+        () => outage.succeeded(),
+        (error: unknown) => outage.failed(error),
+      )
       .finally(() => {
         if (!stopped) timer = setTimeout(tick, options.intervalMs)
       })

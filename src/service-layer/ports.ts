@@ -80,6 +80,12 @@ export interface Outbox {
    * A new event is first due a few seconds after its commit, leaving time for its delivery in line.
    */
   claimDue(limit: number): Promise<StoredEvent[]>
+  /**
+   * Makes the events waiting out a backoff due now, keeping their attempts: what they failed on works
+   * again. One claimed in the last few seconds, perhaps still in a sweep's hands, becomes due only when
+   * its shortest lease ends, so a sweep of another process does not deliver it a second time meanwhile.
+   */
+  retryNow(): Promise<void>
 }
 
 export interface Notifications {
@@ -136,11 +142,12 @@ export interface Logger {
 }
 
 /**
- * A server the service needs (the database) refused, dropped the connection or did not answer in time.
+ * A server the service needs (the database; Redis or the mail server for a delivery) refused, dropped the
+ * connection or did not answer in time.
  * Nothing is known to have been written; the same request later may succeed.
  */
 export class Unavailable extends Error {
-  override readonly name = 'Unavailable'
+  override readonly name: string = 'Unavailable'
 }
 
 /**

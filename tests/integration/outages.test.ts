@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Database, openDatabase } from '../../src/adapters/postgres/database.ts'
 import { migrateToLatest } from '../../src/adapters/postgres/migrator.ts'
@@ -189,5 +190,32 @@ describe('Redis refusing and not answering', () => {
     proxy.setMode('forward')
     proxy.cut()
     await eventually(async () => expect((await app.inject({ method: 'GET', url: '/ready' })).statusCode).toBe(200))
+  })
+
+  it('delivers what waits out a long backoff at the next sweep once publishing to Redis works again', async (ctx) => {
+    if (!available) return ctx.skip()
+    const db = service.database?.db
+    if (!db) throw new Error('the service has no database')
+    const pending = (sku: string) => db.selectFrom('pending_deliveries').select('id').where('sku', '=', sku).execute()
+    const addBatch = (sku: string) =>
+      app.inject({ method: 'POST', url: '/batches', payload: { ref: randomBatchref(), sku, qty: 5, eta: null } })
+    service.relay.start()
+    proxy.setMode('refuse')
+    proxy.cut()
+    const waiting = randomSku()
+    expect((await addBatch(waiting)).statusCode).toBe(201)
+    // As after a long outage: its last attempt failed a minute ago and the next is 9 minutes away.
+    await sql`update pending_deliveries set attempts = 8, due_at = now() + interval '9 minutes' where sku = ${waiting}`.execute(
+      db,
+    )
+    expect(await pending(waiting)).toHaveLength(1)
+
+    proxy.setMode('forward')
+    // Past the 5 s in which publishing is refused at once, the next write publishes again.
+    await new Promise((resolve) => setTimeout(resolve, 5500))
+    const next = randomSku()
+    expect((await addBatch(next)).statusCode).toBe(201)
+    await eventually(async () => expect(await pending(next)).toEqual([]), 1000)
+    await eventually(async () => expect(await pending(waiting)).toEqual([]), 3000)
   })
 })

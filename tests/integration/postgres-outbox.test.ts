@@ -94,6 +94,56 @@ describe.each(modes)('PostgreSQL outbox (%s)', (mode: Mode) => {
     for (const stored of first) await outbox.markDelivered(stored.id)
   })
 
+  it('makes the deliveries waiting out a backoff due now, keeping their attempts, but not one just claimed', async (ctx) => {
+    if (!test) return ctx.skip()
+    const db = test.database.db
+    const outbox = new PgOutbox(test.database)
+    const sku = randomSku()
+    await service.bus.handle({ type: 'CreateBatch', ref: randomBatchref(), sku, qty: 10, eta: null })
+    for (const orderid of [randomOrderid(), randomOrderid()]) {
+      await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 1 })
+    }
+    const ids = (await db.selectFrom('outbox').select('id').where('sku', '=', sku).orderBy('id').execute()).map((row) =>
+      Number(row.id),
+    )
+    expect(ids).toHaveLength(3)
+    const [longAgo, justNow, fresh] = ids as [number, number, number]
+    await vi.waitFor(async () => {
+      expect(await db.selectFrom('pending_deliveries').select('id').where('sku', '=', sku).execute()).toEqual([])
+    })
+    // Claimed a minute ago with the longest backoff; claimed 2 s ago with a 20 s one, perhaps in a sweep's
+    // hands still; committed just now and not yet claimed, its delivery in line under way.
+    await sql`
+      insert into pending_deliveries (id, sku, attempts, due_at) values
+        (${longAgo}, ${sku}, 8, now() + interval '9 minutes'),
+        (${justNow}, ${sku}, 3, now() + interval '18 seconds'),
+        (${fresh}, ${sku}, 0, now() + interval '5 seconds')`.execute(db)
+
+    await outbox.retryNow()
+
+    const rows = await db
+      .selectFrom('pending_deliveries')
+      .select(['id', 'attempts', sql<number>`extract(epoch from due_at - now())::float8`.as('dueIn')])
+      .where('sku', '=', sku)
+      .orderBy('id')
+      .execute()
+    expect(rows.map((row) => [Number(row.id), row.attempts])).toEqual([
+      [longAgo, 8],
+      [justNow, 3],
+      [fresh, 0],
+    ])
+    const [longAgoDueIn, justNowDueIn, freshDueIn] = rows.map((row) => row.dueIn)
+    expect(longAgoDueIn).toBeLessThanOrEqual(0)
+    // Its lease (the shortest backoff, 5 s from the claim) ends in 3 s.
+    expect(justNowDueIn).toBeGreaterThan(2)
+    expect(justNowDueIn).toBeLessThanOrEqual(3)
+    expect(freshDueIn).toBeGreaterThan(4)
+    const claimed = await outbox.claimDue(1000)
+    expect(claimed.filter((stored) => stored.event.sku === sku).map((stored) => stored.id)).toEqual([longAgo])
+    for (const stored of claimed) await outbox.markDelivered(stored.id)
+    await db.deleteFrom('pending_deliveries').where('sku', '=', sku).execute()
+  })
+
   it('handles a redelivered outside message once', async (ctx) => {
     if (!test) return ctx.skip()
     const [sku, ref, orderid] = [randomSku(), randomBatchref(), randomOrderid()]

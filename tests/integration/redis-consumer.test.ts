@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createLogger } from '../../src/adapters/logger.ts'
 import { createRedisClient } from '../../src/adapters/redis-connection.ts'
 import { defaultEventKeys, RedisEventPublisher } from '../../src/adapters/redis-publisher.ts'
 import { bootstrap, type Service } from '../../src/bootstrap.ts'
@@ -33,7 +34,7 @@ describe('Redis consumer', () => {
     if (!available) return
     test = await openTestDatabase('pglite')
     publisherClient = createRedisClient(redisUrl, { commandTimeoutMs: 2000 })
-    const publisher = new RedisEventPublisher(publisherClient, { keys: eventKeys })
+    const publisher = new RedisEventPublisher(publisherClient, { keys: eventKeys, logger: createLogger('silent') })
     service = bootstrap(loadConfig({ LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' }), {
       database: test?.database,
       publisher,

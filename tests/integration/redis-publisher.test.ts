@@ -1,6 +1,7 @@
 import { once } from 'node:events'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createLogger } from '../../src/adapters/logger.ts'
 import { createRedisClient } from '../../src/adapters/redis-connection.ts'
 import { defaultEventKeys, RedisEventPublisher } from '../../src/adapters/redis-publisher.ts'
 import { bootstrap, type Service } from '../../src/bootstrap.ts'
@@ -23,7 +24,7 @@ describe('RedisEventPublisher', () => {
     if (!available) return
     test = await openTestDatabase('pglite')
     publisherClient = createRedisClient(redisUrl, { commandTimeoutMs: 2000 })
-    const publisher = new RedisEventPublisher(publisherClient, { keys })
+    const publisher = new RedisEventPublisher(publisherClient, { keys, logger: createLogger('silent') })
     service = bootstrap(loadConfig({ LOG_LEVEL: 'silent' }), { database: test?.database, publisher })
     redis = testClient()
     subscriber = testClient()
@@ -67,15 +68,19 @@ describe('RedisEventPublisher', () => {
     expect(JSON.parse(text)).toEqual({ orderid, sku, qty: 3, batchref })
   })
 
-  it('fails the delivery, for the outbox to retry, when Redis does not answer', async (ctx) => {
+  it('fails the delivery, for the outbox to retry, when Redis does not answer, and says so once in the log', async (ctx) => {
     if (!available) return ctx.skip()
     const unreachable = createRedisClient('redis://127.0.0.1:1', { commandTimeoutMs: 500 })
-    const publisher = new RedisEventPublisher(unreachable, { keys })
+    const lines: Array<[string, string | undefined]> = []
+    const line = (level: string) => (_obj: object, msg?: string) => void lines.push([level, msg])
+    const logger = { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') }
+    const publisher = new RedisEventPublisher(unreachable, { keys, logger })
+    const event = { type: 'OutOfStock', orderid: 'o', sku: 's', qty: 1, backordered: false } as const
     const started = Date.now()
-    await expect(
-      publisher.publish({ id: 1, event: { type: 'OutOfStock', orderid: 'o', sku: 's', qty: 1 } }),
-    ).rejects.toThrow()
+    await expect(publisher.publish({ id: 1, event })).rejects.toThrow(/^Publishing to Redis failed: /)
     expect(Date.now() - started).toBeLessThan(3000)
+    await expect(publisher.publish({ id: 2, event })).rejects.toThrow('failed a moment ago')
+    expect(lines).toEqual([['error', 'Publishing to Redis failed']])
     unreachable.disconnect()
   })
 })

@@ -12,7 +12,10 @@ function fakeOutbox() {
     reads,
     commit(count = 1) {
       for (let i = 0; i < count; i++) {
-        stored.push({ id: stored.length + 1, event: { type: 'OutOfStock', orderid: 'o', sku: 'LAMP', qty: 1 } })
+        stored.push({
+          id: stored.length + 1,
+          event: { type: 'OutOfStock', orderid: 'o', sku: 'LAMP', qty: 1, backordered: false },
+        })
       }
     },
     views: {

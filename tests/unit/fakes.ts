@@ -247,6 +247,8 @@ export class FakeOutbox implements Outbox {
   async claimDue(limit: number): Promise<StoredEvent[]> {
     return this.#storage.outbox.filter((e) => !this.#storage.delivered.has(e.id)).slice(0, limit)
   }
+  /** Nothing waits out a backoff here. */
+  async retryNow(): Promise<void> {}
 }
 
 export class FakeNotifications implements Notifications {
@@ -263,13 +265,25 @@ export class FakePublisher implements EventPublisher {
   }
 }
 
+type LogLine = { level: 'debug' | 'info' | 'warn' | 'error'; obj: object; msg: string | undefined }
+
+/** Keeps every line; `errors` are those at error. */
 export class FakeLogger implements Logger {
-  readonly errors: Array<{ obj: object; msg: string | undefined }> = []
-  debug(): void {}
-  info(): void {}
-  warn(): void {}
+  readonly lines: LogLine[] = []
+  get errors(): LogLine[] {
+    return this.lines.filter((line) => line.level === 'error')
+  }
+  debug(obj: object, msg?: string): void {
+    this.lines.push({ level: 'debug', obj, msg })
+  }
+  info(obj: object, msg?: string): void {
+    this.lines.push({ level: 'info', obj, msg })
+  }
+  warn(obj: object, msg?: string): void {
+    this.lines.push({ level: 'warn', obj, msg })
+  }
   error(obj: object, msg?: string): void {
-    this.errors.push({ obj, msg })
+    this.lines.push({ level: 'error', obj, msg })
   }
 }
 

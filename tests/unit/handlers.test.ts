@@ -166,9 +166,14 @@ describe('changeBatchQuantity', () => {
     expect(app.storage.allocations).toMatchObject([{ orderid: 'o1', status: 'backordered', batchref: null }])
     expect(app.events().slice(-2)).toEqual([
       { type: 'Backordered', orderid: 'o1', sku: 'RARE-VASE', qty: 6 },
-      { type: 'OutOfStock', orderid: 'o1', sku: 'RARE-VASE', qty: 6 },
+      { type: 'OutOfStock', orderid: 'o1', sku: 'RARE-VASE', qty: 6, backordered: true },
     ])
-    expect(app.notifications.sent.map((n) => n.subject)).toEqual(['Out of stock for RARE-VASE'])
+    expect(app.notifications.sent).toEqual([
+      {
+        subject: 'Out of stock for RARE-VASE',
+        body: 'Order o1 asked for 6 of RARE-VASE; no batch can take it now, so the line waits as a backorder of 6 and is allocated as soon as stock arrives.',
+      },
+    ])
   })
 
   it('does not deallocate anything when the batch grows', async () => {

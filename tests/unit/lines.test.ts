@@ -19,22 +19,31 @@ const states = (app: TestApp) =>
 const eventsAfter = (app: TestApp, count: number) => app.events().slice(count)
 
 describe('backorders', () => {
-  it('keeps a line no batch can take as backordered when asked, and still tells the stock team', async () => {
+  it('keeps a line no batch can take as backordered when asked, and tells the stock team that it waits', async () => {
     const app = await withBatches(['b1', 5, null])
     const result = await allocate(app, 'o1', 8, { backorder: true })
     expect(result).toEqual({ status: 'backordered', batchref: null, eta: null, expiresAt: null })
     expect(line(app, 'o1')).toMatchObject({ status: 'backordered', batchref: null, qty: 8 })
     expect(app.events().slice(-2)).toEqual([
       { type: 'Backordered', orderid: 'o1', sku: SKU, qty: 8 },
-      { type: 'OutOfStock', orderid: 'o1', sku: SKU, qty: 8 },
+      { type: 'OutOfStock', orderid: 'o1', sku: SKU, qty: 8, backordered: true },
     ])
-    expect(app.notifications.sent.map((n) => n.subject)).toEqual([`Out of stock for ${SKU}`])
+    expect(app.notifications.sent).toEqual([
+      {
+        subject: `Out of stock for ${SKU}`,
+        body: `Order o1 asked for 8 of ${SKU}; no batch can take it now, so the line waits as a backorder of 8 and is allocated as soon as stock arrives.`,
+      },
+    ])
   })
 
-  it('keeps nothing of a line no batch can take when backorder is not asked', async () => {
+  it('keeps nothing of a line no batch can take when backorder is not asked, and says so to the stock team', async () => {
     const app = await withBatches(['b1', 5, null])
     expect((await allocate(app, 'o1', 8)).status).toBe('out_of_stock')
     expect(app.storage.allocations).toEqual([])
+    expect(app.events().at(-1)).toEqual({ type: 'OutOfStock', orderid: 'o1', sku: SKU, qty: 8, backordered: false })
+    expect(app.notifications.sent).toEqual([
+      { subject: `Out of stock for ${SKU}`, body: `Order o1 asked for 8 of ${SKU}; no batch can take it.` },
+    ])
   })
 
   it('fills waiting lines oldest first when a batch arrives, as far as it goes', async () => {

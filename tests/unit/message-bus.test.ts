@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { DomainEvent } from '../../src/domain/events.ts'
+import { FailFast } from '../../src/service-layer/fail-fast.ts'
 import { commandHandlers, eventHandlers } from '../../src/service-layer/handlers.ts'
 import { createMessageBus } from '../../src/service-layer/message-bus.ts'
 import {
@@ -109,6 +110,52 @@ describe('message bus', () => {
     expect(logger.errors).toHaveLength(1)
     const pending = await outbox.claimDue(10)
     expect(pending.map((e) => e.event.type)).toEqual(['OutOfStock'])
+  })
+
+  it('leaves the outage of a dependency to its own log lines, and logs a handler that fails on its own at error', async () => {
+    const storage = new FakeStorage()
+    const logger = new FakeLogger()
+    const redis = new FailFast('Publishing to Redis', 5000, { logger })
+    const mailStockTeam = async () => {
+      throw new TypeError('a bug')
+    }
+    const bus = createMessageBus(
+      {
+        startUnitOfWork: async () => new FakeUnitOfWork(storage),
+        outbox: new FakeOutbox(storage),
+        notifications: new FakeNotifications(),
+        publisher: {
+          publish: () =>
+            redis.run(async () => {
+              throw new Error('Command timed out')
+            }),
+        },
+        logger,
+      },
+      {
+        commands: commandHandlers,
+        events: {
+          ...eventHandlers,
+          OutOfStock: [mailStockTeam],
+        },
+      },
+    )
+    await bus.handle({ type: 'CreateBatch', ref: 'b1', sku: 'LAMP', qty: 1, eta: null })
+    for (const orderid of ['o1', 'o2']) await bus.handle({ type: 'Allocate', orderid, sku: 'LAMP', qty: 1 })
+
+    expect(logger.errors.map((line) => line.msg)).toEqual([
+      'Publishing to Redis failed',
+      'event handler failed; will retry',
+    ])
+    expect(logger.errors[1]?.obj).toMatchObject({ err: new TypeError('a bug'), handler: 'mailStockTeam' })
+    // The event that met the failure and the one refused at once after it are each a debug line.
+    const refused = logger.lines.filter(
+      (line) => line.level === 'debug' && line.msg === 'event handler failed; will retry',
+    )
+    expect(refused.map((line) => (line.obj as { event: DomainEvent }).event.type)).toEqual([
+      'BatchCreated',
+      'Allocated',
+    ])
   })
 
   it('runs again only the handlers that failed, so a retry does not mail or publish twice', async () => {

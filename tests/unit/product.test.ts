@@ -70,7 +70,13 @@ describe('Product', () => {
     product.allocate({ orderid: 'order1', sku: 'SMALL-FORK', qty: 10 })
     const version = product.versionNumber
     expect(product.allocate({ orderid: 'order2', sku: 'SMALL-FORK', qty: 1 }).status).toBe('out_of_stock')
-    expect(product.events.at(-1)).toEqual({ type: 'OutOfStock', orderid: 'order2', sku: 'SMALL-FORK', qty: 1 })
+    expect(product.events.at(-1)).toEqual({
+      type: 'OutOfStock',
+      orderid: 'order2',
+      sku: 'SMALL-FORK',
+      qty: 1,
+      backordered: false,
+    })
     expect(product.versionNumber).toBe(version)
     expect(product.batch('batch1')?.allocatedQuantity).toBe(10)
   })

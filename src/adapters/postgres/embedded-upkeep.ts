@@ -70,6 +70,6 @@ export function embeddedUpkeep(
   return periodicSweep(sweep, {
     intervalMs: options.intervalMs ?? 60_000,
     logger,
-    failure: 'embedded database upkeep failed',
+    what: 'embedded database upkeep',
   })
 }

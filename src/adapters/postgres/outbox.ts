@@ -1,4 +1,4 @@
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import type { DomainEvent } from '../../domain/events.ts'
 import { coalesce } from '../../service-layer/coalesce.ts'
 import type { Outbox, StoredEvent } from '../../service-layer/ports.ts'
@@ -7,6 +7,12 @@ import { type Database, inTurn, runDurably } from './database.ts'
 export function toStoredEvent(row: { id: number; payload: unknown }): StoredEvent {
   return { id: row.id, event: row.payload as DomainEvent }
 }
+
+/** How long a delivery waits after a claim with `attempts` failed attempts before it. */
+const backoff = (attempts: RawBuilder<unknown>) =>
+  sql`least(interval '5 seconds' * power(2, ${attempts}), interval '10 minutes')`
+const BACKOFF_BEFORE = backoff(sql`attempts - 1`)
+const SHORTEST_LEASE = sql`interval '5 seconds'`
 
 export class PgOutbox implements Outbox {
   readonly #database: Database
@@ -43,6 +49,28 @@ export class PgOutbox implements Outbox {
     await Promise.allSettled([...this.#marking])
   }
 
+  async retryNow(): Promise<void> {
+    // A claim set `due_at` to its time plus the backoff of the attempts before it; a claim is leased for at
+    // least the shortest backoff. Rows locked by a claim or a mark under way are theirs: skipped.
+    await inTurn(this.#database, (db) =>
+      db
+        .updateTable('pending_deliveries')
+        .set({ due_at: sql`greatest(now(), due_at - ${BACKOFF_BEFORE} + ${SHORTEST_LEASE})` })
+        .where(
+          'id',
+          'in',
+          db
+            .selectFrom('pending_deliveries')
+            .select('id')
+            .where('due_at', '>', sql<Date>`now()`)
+            .where('attempts', '>', 0)
+            .forUpdate()
+            .skipLocked(),
+        )
+        .execute(),
+    )
+  }
+
   /** Claims the events due; resolves once the commits that wrote them are on disk, so none goes out before. */
   async claimDue(limit: number): Promise<StoredEvent[]> {
     const rows = await runDurably(this.#database, (db) =>
@@ -52,7 +80,7 @@ export class PgOutbox implements Outbox {
             .updateTable('pending_deliveries')
             .set({
               attempts: sql`attempts + 1`,
-              due_at: sql`now() + least(interval '5 seconds' * power(2, attempts), interval '10 minutes')`,
+              due_at: sql`now() + ${backoff(sql`attempts`)}`,
             })
             .where(
               'id',

@@ -86,6 +86,6 @@ export function retention(
   return periodicSweep(sweep, {
     intervalMs: options.intervalMs ?? 60_000,
     logger,
-    failure: 'removing events and message ids past their retention failed',
+    what: 'removing events and message ids past their retention',
   })
 }

@@ -296,7 +296,15 @@ export const Events = Type.Object({
         batchref: Batchref,
         reason: Type.Union([Type.Literal('requested'), Type.Literal('batch-shrunk')]),
       }),
-      event('OutOfStock', { orderid: Orderid, sku: Sku, qty: Qty }),
+      event('OutOfStock', {
+        orderid: Orderid,
+        sku: Sku,
+        qty: Qty,
+        // Events stored before it existed have none.
+        backordered: Type.Optional(
+          Type.Boolean({ description: 'The line waits as a backorder (true) or was refused (false)' }),
+        ),
+      }),
       event('Backordered', { orderid: Orderid, sku: Sku, qty: Qty }),
       event('Held', { orderid: Orderid, sku: Sku, qty: Qty, batchref: Batchref, expiresAt: Type.String() }),
       event('HoldReleased', {
