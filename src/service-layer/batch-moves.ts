@@ -1,4 +1,4 @@
-import type { StartUnitOfWork } from './ports.ts'
+import { ConcurrencyConflict, type StartUnitOfWork, type UnitOfWork } from './ports.ts'
 
 /** Where a line would go: another batch (`allocated` or `held`), the backorder queue, or `released` (a hold). */
 export type LineMove = Readonly<{
@@ -19,7 +19,16 @@ export async function batchMoves(
   ref: string,
   qty: number,
 ): Promise<LineMove[] | undefined> {
-  const uow = await startUnitOfWork()
+  try {
+    return await movesOn(await startUnitOfWork(), ref, qty)
+  } catch (error) {
+    // The lines changed while they were read: read them again under the product's lock.
+    if (!(error instanceof ConcurrencyConflict)) throw error
+    return movesOn(await startUnitOfWork({ contended: true }), ref, qty)
+  }
+}
+
+async function movesOn(uow: UnitOfWork, ref: string, qty: number): Promise<LineMove[] | undefined> {
   try {
     const sku = await uow.products.skuOfBatch(ref)
     const product = sku === undefined ? undefined : await uow.products.get(sku, { excessOf: { ref, qty } })

@@ -47,3 +47,57 @@ export class ProductCache {
     this.#entries.delete(sku)
   }
 }
+
+/** The cache as a store uses it. */
+export type ProductCacheView = Pick<ProductCache, 'get' | 'set' | 'forget'>
+
+/**
+ * The cache as one unit of work sees it. What a transaction reads or writes may never be committed: it
+ * rolls back, and another writer may then bring the product to the same version number with other
+ * contents, which a write guarded by that number would not see. So within a transaction the entries wait,
+ * and enter the shared cache only once it commits; a rollback forgets every sku the transaction touched.
+ */
+export class UnitOfWorkCache implements ProductCacheView {
+  readonly #shared: ProductCache
+  /** The entries of the transaction under way (`null`: forgotten); `null` outside a transaction. */
+  #pending: Map<string, CachedProduct | null> | null = null
+
+  constructor(shared: ProductCache) {
+    this.#shared = shared
+  }
+
+  /** A transaction begins: entries wait for its end from now on. */
+  begin(): void {
+    this.#pending ??= new Map()
+  }
+
+  get(sku: string): CachedProduct | undefined {
+    if (this.#pending?.has(sku)) return this.#pending.get(sku) ?? undefined
+    return this.#shared.get(sku)
+  }
+
+  set(sku: string, entry: CachedProduct): void {
+    if (this.#pending) this.#pending.set(sku, entry)
+    else this.#shared.set(sku, entry)
+  }
+
+  forget(sku: string): void {
+    this.#shared.forget(sku)
+    this.#pending?.set(sku, null)
+  }
+
+  /** The transaction committed: what it read and wrote is so. */
+  committed(): void {
+    for (const [sku, entry] of this.#pending ?? []) {
+      if (entry) this.#shared.set(sku, entry)
+      else this.#shared.forget(sku)
+    }
+    this.#pending = null
+  }
+
+  /** The transaction did not commit: nothing it saw may be trusted. */
+  rolledBack(): void {
+    for (const sku of this.#pending?.keys() ?? []) this.#shared.forget(sku)
+    this.#pending = null
+  }
+}

@@ -5,7 +5,7 @@ import { Batch, type LineState, type LineStatus, Product } from '../../domain/mo
 import { ConcurrencyConflict, type LoadOptions, type StoredEvent, type WaitingPage } from '../../service-layer/ports.ts'
 import type { ProductStore } from '../../service-layer/tracking-repository.ts'
 import { json, type NewBatchesOf } from './new-batches.ts'
-import { type BatchRow, cachedBatches, type ProductCache } from './product-cache.ts'
+import { type BatchRow, cachedBatches, type ProductCacheView } from './product-cache.ts'
 import { save } from './save-statement.ts'
 import type { Schema } from './schema.ts'
 
@@ -45,10 +45,10 @@ type Snapshot = Readonly<{
 export class PgProductStore implements ProductStore {
   readonly #executor: () => Promise<Executor>
   readonly #lock: boolean
-  readonly #cache: ProductCache
+  readonly #cache: ProductCacheView
   readonly #snapshots = new WeakMap<Product, Snapshot>()
 
-  constructor(executor: () => Promise<Executor>, lock: boolean, cache: ProductCache) {
+  constructor(executor: () => Promise<Executor>, lock: boolean, cache: ProductCacheView) {
     this.#executor = executor
     this.#lock = lock
     this.#cache = cache
@@ -71,6 +71,10 @@ export class PgProductStore implements ProductStore {
     const shrunk = excessOf && row.batches.find((b) => b.ref === excessOf.ref)
     const excess = shrunk && excessOf ? shrunk.allocated - excessOf.qty : 0
     const covering = shrunk && excess > 0 ? await latestCovering(db, sku, shrunk, excess).execute() : []
+    if (!this.#lock && covering.reduce((sum, line) => sum + line.qty, 0) < excess) {
+      // Read by a second statement, the lines left the batch in between: read again, locked this time.
+      throw new ConcurrencyConflict(`The lines of batch ${excessOf?.ref} changed while they were read`)
+    }
     return this.#loaded(row, covering)
   }
 
@@ -329,7 +333,7 @@ export class PgProductStore implements ProductStore {
       else this.#cache.forget(sku)
       throw new ConcurrencyConflict(`Product ${sku} changed since it was loaded`, { refreshed: Boolean(current) })
     }
-    // Should the transaction around this statement fail to commit, the next save from this entry fails its guard.
+    // Within a transaction, the entry waits for its commit (UnitOfWorkCache).
     this.#cache.set(sku, {
       versionNumber: product.versionNumber,
       batches: product.batches.map((b) => ({

@@ -8,7 +8,7 @@ import {
 import { TrackingRepository } from '../../service-layer/tracking-repository.ts'
 import type { Database } from './database.ts'
 import { saveNewBatches } from './new-batches.ts'
-import { ProductCache } from './product-cache.ts'
+import { ProductCache, UnitOfWorkCache } from './product-cache.ts'
 import { type Executor, PgProductStore } from './repository.ts'
 import type { Schema } from './schema.ts'
 
@@ -33,11 +33,17 @@ class PgUnitOfWork implements UnitOfWork {
   #acquired: Promise<void> | null = null
   #release: () => void = () => {}
   #trx: Promise<ControlledTransaction<Schema>> | null = null
+  readonly #cache: UnitOfWorkCache
   #committed: StoredEvent[] = []
 
   constructor(database: Database, contended: boolean, cache: ProductCache) {
     this.#database = database
-    this.#store = new PgProductStore(() => (contended ? this.#transaction() : this.#connection()), contended, cache)
+    this.#cache = new UnitOfWorkCache(cache)
+    this.#store = new PgProductStore(
+      () => (contended ? this.#transaction() : this.#connection()),
+      contended,
+      this.#cache,
+    )
     this.products = new TrackingRepository(this.#store)
   }
 
@@ -60,6 +66,7 @@ class PgUnitOfWork implements UnitOfWork {
       }
       this.#acquired = this.#take(() => this.#database.acquireExclusive())
       await this.#acquired
+      this.#cache.begin()
       return this.#database.db.startTransaction().execute()
     })()
     return this.#trx
@@ -92,7 +99,7 @@ class PgUnitOfWork implements UnitOfWork {
       for (const [i, product] of products.filter((p) => !inBulk.has(p)).entries()) {
         stored.push(...(await this.#store.save(product, i === 0 ? this.#messages.splice(0) : [], db)))
       }
-      if (this.#trx) await (await this.#trx).commit().execute()
+      if (this.#trx) await this.#commitTransaction()
       this.#committed.push(...stored)
     } catch (error) {
       if (isRace(error)) throw new ConcurrencyConflict('A concurrent transaction changed the product', { cause: error })
@@ -106,7 +113,12 @@ class PgUnitOfWork implements UnitOfWork {
       .insertInto('handled_messages')
       .values(this.#messages.splice(0).map((id) => ({ id })))
       .execute()
-    if (this.#trx) await (await this.#trx).commit().execute()
+    if (this.#trx) await this.#commitTransaction()
+  }
+
+  async #commitTransaction(): Promise<void> {
+    await (await this.#trx)?.commit().execute()
+    this.#cache.committed()
   }
 
   collectNewEvents(): StoredEvent[] {
@@ -118,6 +130,8 @@ class PgUnitOfWork implements UnitOfWork {
       const trx = await this.#trx
       if (trx && !trx.isCommitted && !trx.isRolledBack) await trx.rollback().execute()
     } finally {
+      // Whatever a transaction that did not commit read or wrote leaves the cache (none if it committed).
+      this.#cache.rolledBack()
       // A turn still on its way is given back once it comes: kept, it would hold off every transaction.
       await this.#acquired?.catch(() => {})
       this.#release()
