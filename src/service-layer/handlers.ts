@@ -168,6 +168,8 @@ export async function allocateMany(
       throw error
     }
   })
+  // Every line refused: nothing changed, and an outside message refused is not recorded as handled.
+  if (results.every((result) => result instanceof Error)) return results
   await fillBackorders(product, uow)
   await uow.commit()
   return results

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { PgOutbox } from '../../src/adapters/postgres/outbox.ts'
 import { pgUnitOfWork } from '../../src/adapters/postgres/unit-of-work.ts'
 import type { Service } from '../../src/bootstrap.ts'
+import { HoldWithBackorder, LineConflict } from '../../src/domain/errors.ts'
 import { createOutboxRelay } from '../../src/service-layer/outbox-relay.ts'
 import { randomBatchref, randomOrderid, randomSku } from '../support/random-refs.ts'
 import { type Mode, modes, openTestDatabase, serviceOn, type TestDatabase } from './support.ts'
@@ -152,6 +153,31 @@ describe.each(modes)('PostgreSQL outbox (%s)', (mode: Mode) => {
     await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 2 })
     expect(await service.bus.handleOnce(`m-${orderid}`, deallocate)).toMatchObject({ batchref: ref })
     expect(await service.bus.handleOnce(`m-${orderid}`, deallocate)).toBeNull()
+  })
+
+  it('records no outside message it refused: the refusal is its answer, however often it comes', async (ctx) => {
+    if (!test) return ctx.skip()
+    const db = test.database.db
+    const [sku, ref, orderid] = [randomSku(), randomBatchref(), randomOrderid()]
+    await service.bus.handle({ type: 'CreateBatch', ref, sku, qty: 10, eta: null })
+    await service.bus.handle({ type: 'Allocate', orderid, sku, qty: 2 })
+    const version = async () =>
+      (await db.selectFrom('products').select('version_number').where('sku', '=', sku).executeTakeFirstOrThrow())
+        .version_number
+    const before = await version()
+    const conflicting = { type: 'Allocate', orderid, sku, qty: 3 } as const
+    // Refused (and dead-lettered by the consumer); sent again, it is refused again, not taken as handled.
+    await expect(service.bus.handleOnce(`m-${orderid}`, conflicting)).rejects.toThrow(LineConflict)
+    await expect(service.bus.handleOnce(`m-${orderid}`, conflicting)).rejects.toThrow(LineConflict)
+    const held = { type: 'Allocate', orderid: randomOrderid(), sku, qty: 1, backorder: true, holdSeconds: 60 } as const
+    await expect(service.bus.handleOnce(`m-${held.orderid}`, held)).rejects.toThrow(HoldWithBackorder)
+    const handled = await db
+      .selectFrom('handled_messages')
+      .select('id')
+      .where('id', 'in', [`m-${orderid}`, `m-${held.orderid}`])
+      .execute()
+    expect(handled).toEqual([])
+    expect(await version()).toBe(before)
   })
 
   it('pages through committed events in order', async (ctx) => {
