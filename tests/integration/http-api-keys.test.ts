@@ -32,9 +32,10 @@ describe('API_KEYS', () => {
 
   it.each([
     ['shop:write:short', /shorter than 16/],
-    ['shop:admin:0123456789abcdef', /scope "admin"/],
+    ['shop:admin:0123456789abcdef', /entry 1 \(shop\) needs the scope read or write/],
     [':write:0123456789abcdef', /needs a name/],
-    ['a:read:0123456789abcdef,a:write:0123456789abcdef', /twice/],
+    ['a:read:0123456789abcdef,a:write:0123456789abcdeg', /twice/],
+    ['a:read:0123456789abcdef,b:write:0123456789abcdef', /the keys a and b the same secret/],
   ])('refuses %s with a sentence', (text, problem) => {
     expect(() => parseApiKeys(text)).toThrow(InvalidApiKeys)
     expect(() => parseApiKeys(text)).toThrow(problem)

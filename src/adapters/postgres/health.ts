@@ -8,8 +8,31 @@ export async function databaseCheck(database: Database): Promise<string> {
     const pending = await inTurn(database, pendingMigrations)
     return pending.length === 0 ? 'ok' : `migrations not run: ${pending.join(', ')}`
   } catch (error) {
-    return `not answering: ${(error as Error).message}`
+    return `not answering: ${reasonOf(error)}`
   }
+}
+
+/**
+ * Why the database did not serve, by the error's code: never its message, which names the database's
+ * address and the role refused, for anyone who reaches the open `/ready`.
+ */
+function reasonOf(error: unknown): string {
+  const code = codeOf(error)
+  if (code === undefined) return 'the database did not answer'
+  if (code === 'ECONNREFUSED') return 'the database refused the connection (ECONNREFUSED)'
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `the database's host name did not resolve (${code})`
+  if (code.startsWith('28')) return `the database refused the service's login (${code})`
+  if (code === '3D000') return 'the database named does not exist (3D000)'
+  return `the database failed (${code})`
+}
+
+/** The first code in the error or its causes: a system error's (`ECONNREFUSED`) or PostgreSQL's SQLSTATE. */
+function codeOf(error: unknown): string | undefined {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    const { code } = e as { code?: unknown }
+    if (typeof code === 'string' && code !== '') return code
+  }
+  return undefined
 }
 
 export type OutboxBacklog = Readonly<{ undelivered: number; oldestSeconds: number; oldestKeptSeconds: number }>

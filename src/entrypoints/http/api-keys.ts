@@ -26,23 +26,38 @@ export class AnonymousRefused extends Error {
 
 /**
  * `name:scope:secret` entries separated by commas; scope `read` or `write`, a secret of at least 16
- * characters (it may contain colons). Only a digest of each secret is kept.
+ * visible ASCII characters (it may contain colons). Only a digest of each secret is kept. A message about
+ * a malformed entry never repeats what may be its secret: not the entry, nor a part of one that lacks a
+ * part (a bare secret, or one after its scope only, would otherwise be printed as a name or a scope).
  */
 export function parseApiKeys(text: string): ApiKey[] {
+  if (text.trim() === '') return []
   const entries = text
     .split(',')
     .map((entry) => entry.trim())
     .filter((entry) => entry !== '')
+  if (entries.length === 0) {
+    throw new InvalidApiKeys('API_KEYS is set but names no key; give name:scope:secret entries, or leave it unset')
+  }
+  const secrets = new Map<string, string>()
   const keys = entries.map((entry, i) => {
     const [name = '', scope = '', ...rest] = entry.split(':')
     const secret = rest.join(':')
-    const which = `API_KEYS entry ${i + 1}${name ? ` (${name})` : ''}`
+    const whole = rest.length > 0
+    const which = `API_KEYS entry ${i + 1}${whole && /^[\w.-]+$/.test(name) ? ` (${name})` : ''}`
+    if (!whole) throw new InvalidApiKeys(`${which} is not name:scope:secret`)
     if (!/^[\w.-]+$/.test(name)) throw new InvalidApiKeys(`${which} needs a name of letters, digits, _ . or -`)
-    if (scope !== 'read' && scope !== 'write')
-      throw new InvalidApiKeys(`${which} has scope "${scope}"; use read or write`)
+    if (scope !== 'read' && scope !== 'write') throw new InvalidApiKeys(`${which} needs the scope read or write`)
+    // What a client can send after "Bearer ": a header carries bytes, and the scheme's space is trimmed.
+    if (!/^[\x21-\x7e]*$/.test(secret)) {
+      throw new InvalidApiKeys(`${which} has a secret with a space or a character other than visible ASCII`)
+    }
     if (secret.length < MIN_SECRET_LENGTH) {
       throw new InvalidApiKeys(`${which} has a secret shorter than ${MIN_SECRET_LENGTH} characters`)
     }
+    const other = secrets.get(secret)
+    if (other !== undefined) throw new InvalidApiKeys(`API_KEYS gives the keys ${other} and ${name} the same secret`)
+    secrets.set(secret, name)
     return { name, scope, digest: digestOf(secret) } as const
   })
   const names = new Set<string>()
@@ -108,6 +123,28 @@ export async function requireApiKeys(app: FastifyInstance, keys: readonly ApiKey
       done()
     })
   })
+}
+
+/**
+ * Without keys on the loopback interface, answers only requests addressed to it: a web page that points
+ * its own name at 127.0.0.1 (DNS rebinding) would otherwise reach the API as its own site, through the
+ * browser of someone on this machine. Its requests name its host; a request that names none is no browser's.
+ */
+export function requireLoopbackHost(app: FastifyInstance): void {
+  app.addHook('onRequest', (request, reply, done) => {
+    const host = request.headers.host
+    if (host === undefined || isLoopback(hostnameOf(host))) return done()
+    void reply.code(403).send({
+      message: 'Without API_KEYS the service answers only requests addressed to localhost or 127.0.0.1',
+      code: 'forbidden',
+    })
+  })
+}
+
+/** The name or address of a Host header, without its port: `[::1]:5005` is `[::1]`. */
+function hostnameOf(host: string): string {
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1)
+  return host.split(':')[0] ?? ''
 }
 
 function unauthorized(reply: FastifyReply): FastifyReply {

@@ -7,7 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyRequest
 import packageJson from '../../../package.json' with { type: 'json' }
 import { logContext } from '../../adapters/logger.ts'
 import type { Service } from '../../bootstrap.ts'
-import { type ApiKey, requireApiKeys } from './api-keys.ts'
+import { type ApiKey, requireApiKeys, requireLoopbackHost } from './api-keys.ts'
 import { bookRoutes } from './book-routes.ts'
 import { bulkRoutes } from './bulk-routes.ts'
 import { dashboardRoutes } from './dashboard.ts'
@@ -18,12 +18,16 @@ import { resourceRoutes } from './resource-routes.ts'
 import { serviceRoutes } from './service-routes.ts'
 
 export const BODY_LIMIT = 1_048_576
+/** How long a request (its headers and body) may take to arrive. */
+const REQUEST_TIMEOUT_MS = 60_000
 
 export type AppOptions = Readonly<{
   /** Fastify's own logger (the service's pino logger in production); without one Fastify logs nothing. */
   logger?: FastifyBaseLogger
   /** A log line per request; off by default so the log stays about the service. */
   logRequests?: boolean
+  /** Without keys, answer the API only to requests addressed to the loopback interface (`requireLoopbackHost`). */
+  loopbackOnly?: boolean
   /** Heartbeat and slow-reader bound of `GET /events/stream`. */
   eventStream?: EventStreamOptions
   /** The keys the API routes require; none: the API is open (the caller decides whether that is safe). */
@@ -90,6 +94,9 @@ export function buildApp(service: Service, options: AppOptions = {}) {
     // Answered by the onRequest hook below, in the service's error shape.
     return503OnClosing: false,
     bodyLimit: BODY_LIMIT,
+    // A request must arrive whole within this (Fastify's default is no limit): a client dribbling a body
+    // would otherwise hold its connection for as long as it likes. An answer, an event stream's too, may last.
+    requestTimeout: REQUEST_TIMEOUT_MS,
     // An id is up to 255 characters, each up to 12 once percent-encoded; the schema then checks the decoded id.
     routerOptions: { maxParamLength: 255 * 12 },
     ajv: {
@@ -171,7 +178,18 @@ export function buildApp(service: Service, options: AppOptions = {}) {
       security: [{ apiKey: [] }],
     },
   })
-  app.register(swaggerUi, { routePrefix: '/docs' })
+  app.register(swaggerUi, {
+    routePrefix: '/docs',
+    // Same origin as the dashboard, whose key is in this tab's storage: never inside another site's frame.
+    uiHooks: {
+      onRequest: (_request, reply, done) => {
+        reply.header('content-security-policy', "frame-ancestors 'none'")
+        reply.header('x-frame-options', 'DENY')
+        reply.header('x-content-type-options', 'nosniff')
+        done()
+      },
+    },
+  })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   app.register(serviceRoutes(service))
 
@@ -181,6 +199,7 @@ export function buildApp(service: Service, options: AppOptions = {}) {
   const apiKeys = options.apiKeys ?? []
   app.register(async (api) => {
     if (apiKeys.length > 0) await requireApiKeys(api, apiKeys)
+    else if (options.loopbackOnly) requireLoopbackHost(api)
     api.register(bookRoutes(service))
     api.register(resourceRoutes(service))
     api.register(bulkRoutes(service))

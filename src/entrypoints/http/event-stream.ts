@@ -44,6 +44,7 @@ export function eventStreamRoutes(
       async (request, reply) => {
         const header = request.headers['last-event-id']
         const given = typeof header === 'string' ? Number(header) : request.query.after
+        if (given !== undefined && !Number.isSafeInteger(given)) throw beyondExactIds()
         if (given !== undefined) {
           await refuseIfPruned(views, given, 'leave out Last-Event-ID and `after` to start with new events')
         }
@@ -51,6 +52,7 @@ export function eventStreamRoutes(
         reply.hijack()
         const res = reply.raw
         res.writeHead(200, {
+          'x-request-id': request.id,
           'content-type': 'text/event-stream; charset=utf-8',
           'cache-control': 'no-cache, no-transform',
           connection: 'keep-alive',
@@ -107,5 +109,18 @@ function drained(res: ServerResponse): Promise<void> {
     }
     res.on('drain', done)
     res.on('close', done)
+  })
+}
+
+/** A `Last-Event-ID` past the largest id a number holds exactly, refused as the schema refuses such an `after`. */
+function beyondExactIds(): Error {
+  const limit = Number.MAX_SAFE_INTEGER
+  return Object.assign(new Error(`Last-Event-ID must be at most ${limit}`), {
+    code: 'FST_ERR_VALIDATION',
+    statusCode: 400,
+    validationContext: 'headers',
+    validation: [
+      { keyword: 'maximum', instancePath: '/last-event-id', schemaPath: '', params: { limit }, message: '' },
+    ],
   })
 }

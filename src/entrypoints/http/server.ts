@@ -35,6 +35,8 @@ export async function startServer(
       logger,
       logRequests: options.logRequests ?? config.logRequests,
       apiKeys,
+      // Without keys the service listens on the loopback interface only (checkExposure), unless told otherwise.
+      loopbackOnly: !config.allowAnonymous,
       eventStream: { heartbeatMs: config.eventsHeartbeatMs, maxBufferedBytes: config.eventsMaxBufferedBytes },
     })
     // Fastify logs the listening line itself; the resolver makes it the one startup line we want.
