@@ -426,6 +426,13 @@ describe('the operator dashboard in Chromium', () => {
     }
   })
 
+  it('takes an address that is not valid percent-encoding as typed, and says there is no such sku', async (ctx) => {
+    if (!browser) return ctx.skip()
+    await page.goto(`${service.url}/#/products/100%`)
+    await page.getByRole('heading', { name: '100%', exact: true }).waitFor()
+    await page.locator('[role="alert"]').waitFor()
+  })
+
   it('logged no console error but the refusals it asked for', async (ctx) => {
     if (!browser) return ctx.skip()
     // The browser itself logs each 4xx answer and each request that could not be sent; the refusals and

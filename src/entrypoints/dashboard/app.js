@@ -8,9 +8,18 @@ import { OrderView } from './orders.js'
 import { ProductView } from './product.js'
 import { StockView } from './stock.js'
 
+/** A part of the address as typed; one that is not valid percent-encoding is taken as it is. */
+function decoded(part) {
+  try {
+    return decodeURIComponent(part)
+  } catch {
+    return part
+  }
+}
+
 /** `#/`, `#/products/SKU`, `#/orders` or `#/orders/ORDERID`. */
 function useRoute() {
-  const read = () => location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent)
+  const read = () => location.hash.replace(/^#\/?/, '').split('/').map(decoded)
   const [route, setRoute] = useState(read)
   useEffect(() => {
     const changed = () => setRoute(read())

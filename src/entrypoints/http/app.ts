@@ -110,11 +110,19 @@ export function buildApp(service: Service, options: AppOptions = {}) {
     frameworkErrors: (error, request, reply) => send(reply, request, error, answerFor(error)),
     // A request Node's HTTP parser rejects never reaches a route; answer it in the same error shape.
     clientErrorHandler: (error, socket) => {
-      if ((error as NodeJS.ErrnoException).code === 'ECONNRESET' || !socket.writable) return
-      const body = JSON.stringify({ message: 'The request is not valid HTTP', code: 'bad_request' })
+      const { code } = error as NodeJS.ErrnoException
+      if (code === 'ECONNRESET' || !socket.writable) return
+      const [status, body] =
+        code === 'HPE_HEADER_OVERFLOW'
+          ? [
+              '431 Request Header Fields Too Large',
+              { message: 'The request headers are too large', code: 'headers_too_large' },
+            ]
+          : ['400 Bad Request', { message: 'The request is not valid HTTP', code: 'bad_request' }]
+      const text = JSON.stringify(body)
       socket.end(
-        `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
       )
     },
   }).withTypeProvider<TypeBoxTypeProvider>()

@@ -48,6 +48,8 @@ export function eventStreamRoutes(
         if (given !== undefined) {
           await refuseIfPruned(views, given, 'leave out Last-Event-ID and `after` to start with new events')
         }
+        // A HEAD asks for the headers only: a stream would never end it.
+        if (request.method === 'HEAD') return reply.type('text/event-stream; charset=utf-8').send('')
         const after = given ?? (await views.lastEventId())
         reply.hijack()
         const res = reply.raw
