@@ -1,8 +1,8 @@
 import { hostname } from 'node:os'
-import { setTimeout as sleep } from 'node:timers/promises'
+import type { Redis } from 'ioredis'
 import { abandonOnAbort, createRedisClient } from '../adapters/redis-connection.ts'
+import { holdLease } from '../adapters/redis-lease.ts'
 import type { MessageBus } from '../service-layer/message-bus.ts'
-import { OutageLog } from '../service-layer/outage-log.ts'
 import type { Logger, Metrics } from '../service-layer/ports.ts'
 import { parseBatchQuantityMessage } from './command-schemas.ts'
 import { consumeCommandStream, deadLetterArgs, logFailure, reasonOf } from './redis-command-stream.ts'
@@ -18,7 +18,10 @@ export type CommandKeys = Readonly<{
    * entry's fields as a JSON object) and, for a stream entry, its `id`.
    */
   deadLetter: string
-  /** The book's pub/sub channel, `{"batchref", "qty"}`. */
+  /**
+   * The book's pub/sub channel, `{"batchref", "qty"}`. Pub/sub hands each message to every subscriber, so
+   * only the process holding the lease `channelLeaseKey(keys)` subscribes.
+   */
   changeBatchQuantity: string
 }>
 
@@ -27,6 +30,11 @@ export const defaultCommandKeys: CommandKeys = {
   group: 'allocation',
   deadLetter: 'allocation:dead-letter',
   changeBatchQuantity: 'change_batch_quantity',
+}
+
+/** The key of the lease on the channel, one per deployment (`group`) and channel, in Redis's logical database. */
+export function channelLeaseKey(keys: CommandKeys): string {
+  return `${keys.group}:channel-lease:${keys.changeBatchQuantity}`
 }
 
 export type RedisConsumerOptions = Readonly<{
@@ -42,20 +50,29 @@ export type RedisConsumerOptions = Readonly<{
   claimIdleMs?: number
   /** Deliveries of an entry that keeps failing before it goes to the dead-letter stream (default 5). */
   maxDeliveries?: number
+  /**
+   * How long the channel's lease lasts unless its holder renews it (default 5000 ms): a process that dies
+   * holding it leaves the channel unheard this long.
+   */
+  leaseMs?: number
   /** Counts the messages set aside. */
   metrics?: Metrics
 }>
 
 export type RedisConsumer = Readonly<{
-  /** Resolves once subscribed with the group in place (retrying until Redis answers), or once stopped. */
+  /**
+   * Resolves once the group is in place and the channel's lease was asked for, subscribed when taken
+   * (retrying until Redis answers), or once stopped.
+   */
   ready: Promise<void>
-  /** Finishes the message in hand, then closes the connections. */
+  /** Finishes the messages in hand, gives the channel's lease up, then closes the connections. */
   stop(): Promise<void>
 }>
 
 /**
  * Applies the commands other services send through Redis: the book's `change_batch_quantity` channel
  * (at most once, as pub/sub delivers) and the `allocation:commands` stream (at least once, applied once).
+ * Of all the processes of a deployment, one at a time listens to the channel: the holder of its lease.
  * Connects lazily and reconnects for as long as it runs; nothing it receives can crash it.
  */
 export function startRedisConsumer(options: RedisConsumerOptions): RedisConsumer {
@@ -66,18 +83,27 @@ export function startRedisConsumer(options: RedisConsumerOptions): RedisConsumer
   const blockMs = options.blockMs ?? 1000
   const client = (role: string) =>
     createRedisClient(redisUrl, { name: `${name}:${role}`, logger, socketTimeoutMs: blockMs + 10_000 })
-  // A subscribed connection can do nothing else, and a blocked reader nothing until its read ends.
-  const [subscriber, reader, writer] = [client('subscriber'), client('reader'), client('writer')]
+  // A blocked reader can do nothing until its read ends; a subscribed connection nothing else at all.
+  const [reader, writer] = [client('reader'), client('writer')]
   const stopping = new AbortController()
   const until = abandonOnAbort(stopping.signal)
   let stopped: Promise<void> | undefined
+  let subscriber: Redis | null = null
+  /** Counts the times the lease was taken: a message is applied only in the tenure that received it. */
+  let tenure = 0
   // Channel messages are applied one at a time, in the order they were published.
   let inLine = Promise.resolve()
 
-  subscriber.on('message', (_channel: string, text: string) => {
-    inLine = inLine.then(() => onBatchQuantity(text))
+  const lease = holdLease({
+    redis: writer,
+    key: channelLeaseKey(keys),
+    owner: consumer,
+    ttlMs: options.leaseMs ?? 5000,
+    logger,
+    signal: stopping.signal,
+    onTaken: listen,
+    onLost: stopListening,
   })
-  const subscribed = subscribe()
   const commands = consumeCommandStream({
     bus,
     logger,
@@ -94,20 +120,33 @@ export function startRedisConsumer(options: RedisConsumerOptions): RedisConsumer
     ...(options.metrics && { metrics: options.metrics }),
   })
 
-  /** ioredis subscribes again by itself after a reconnection, but not when the first attempt failed. */
-  async function subscribe(): Promise<void> {
-    const subscribing = new OutageLog(logger, `subscribing to the Redis channel ${keys.changeBatchQuantity}`)
-    for (let attempt = 1; !stopping.signal.aborted; attempt++) {
-      try {
-        await until(subscriber.subscribe(keys.changeBatchQuantity))
-        subscribing.succeeded()
-        return
-      } catch (error) {
-        if (stopping.signal.aborted) return
-        subscribing.failed(error)
-        await sleep(Math.min(100 * 2 ** attempt, 5000), undefined, { signal: stopping.signal }).catch(() => {})
-      }
-    }
+  /**
+   * A connection of its own for each tenure, since closing it stops the messages at once, whether Redis
+   * answers or not. ioredis subscribes again by itself after a reconnection.
+   */
+  async function listen(): Promise<void> {
+    const listening = client('subscriber')
+    const mine = ++tenure
+    subscriber = listening
+    listening.on('message', (_channel: string, text: string) => {
+      inLine = inLine.then(() => (lease.held() && tenure === mine ? onBatchQuantity(text) : notHeld(text)))
+    })
+    await until(listening.subscribe(keys.changeBatchQuantity))
+    const { changeBatchQuantity: channel } = keys
+    logger.info({ channel }, `applying the messages of ${channel}: this process holds ${channelLeaseKey(keys)}`)
+  }
+
+  function stopListening(): void {
+    subscriber?.disconnect()
+    subscriber = null
+  }
+
+  /** Received in a tenure that ended before its turn: applied now, it could repeat or undo the next holder's. */
+  async function notHeld(text: string): Promise<void> {
+    logger.warn(
+      { source: keys.changeBatchQuantity, message: text },
+      'message not applied: this process no longer holds the channel',
+    )
   }
 
   async function onBatchQuantity(text: string): Promise<void> {
@@ -127,14 +166,15 @@ export function startRedisConsumer(options: RedisConsumerOptions): RedisConsumer
   }
 
   return {
-    ready: Promise.all([subscribed, commands.groupReady]).then(() => {}),
+    ready: Promise.all([lease.settled, commands.groupReady]).then(() => {}),
     stop() {
       stopped ??= (async () => {
         stopping.abort()
-        subscriber.disconnect()
+        stopListening()
         // Ends a read that is waiting; entries it was handing out stay pending and are taken over later.
         reader.disconnect()
-        await Promise.all([inLine, commands.done, subscribed])
+        // Released once the messages in hand are applied, so that the next holder's come after them.
+        await Promise.all([inLine.then(lease.release), commands.done])
         writer.disconnect()
       })()
       return stopped

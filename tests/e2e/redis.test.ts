@@ -35,8 +35,25 @@ describe('events and commands over Redis', () => {
   const addBatch = async (ref: string, sku: string, qty: number, eta: string | null) =>
     expect((await api.post('/batches', { ref, sku, qty, eta })).status).toBe(201)
 
+  /**
+   * Waits until the service itself listens to the book's channel (one process of a deployment does: the
+   * holder of its lease); a message published before would be lost (pub/sub). Its own connection is looked
+   * for: another process subscribed to the channel counts for NUMSUB.
+   */
+  const serviceSubscribed = () =>
+    vi.waitFor(
+      async () => {
+        const list = (await redis.client('LIST')) as string
+        const subscribed = list
+          .split('\n')
+          .filter((line) => line.includes(`-${service?.pid}:subscriber `) && / sub=[1-9]/.test(line))
+        expect(subscribed.length).toBeGreaterThan(0)
+      },
+      { timeout: 15_000 },
+    )
+
   /** The book's scenario: an order on the earlier of two batches moves to the later one when it shrinks. */
-  async function shrinkMovesTheLine(beforePublishing: () => Promise<void> = async () => {}): Promise<void> {
+  async function shrinkMovesTheLine(beforePublishing: () => Promise<void> = serviceSubscribed): Promise<void> {
     const [orderid, sku] = [randomOrderid(), randomSku()]
     const [earlier, later] = [randomBatchref('early'), randomBatchref('late')]
     await addBatch(earlier, sku, 10, '2027-01-01')
@@ -68,19 +85,7 @@ describe('events and commands over Redis', () => {
     for (const id of ids) await redis.client('KILL', 'ID', id as string)
 
     // The subscriber comes back on its own; a message published before it has would be lost (pub/sub).
-    // Its own connection is looked for: another process subscribed to the book's channel counts for NUMSUB.
-    await shrinkMovesTheLine(() =>
-      vi.waitFor(
-        async () => {
-          const list = (await redis.client('LIST')) as string
-          const subscribed = list
-            .split('\n')
-            .filter((line) => line.includes(`-${service?.pid}:subscriber `) && / sub=[1-9]/.test(line))
-          expect(subscribed.length).toBeGreaterThan(0)
-        },
-        { timeout: 10_000 },
-      ),
-    )
+    await shrinkMovesTheLine(serviceSubscribed)
   })
 
   it('publishes every event to allocation:events with its outbox id', async (ctx) => {

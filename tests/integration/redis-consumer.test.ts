@@ -370,7 +370,7 @@ describe('Redis consumer', () => {
     expect(Date.now() - started).toBeLessThan(1000)
   })
 
-  it('stops while Redis accepts and never answers, without waiting to leave its group', async (ctx) => {
+  it('stops while Redis accepts and never answers, without waiting to leave its group or release the channel', async (ctx) => {
     if (!available) return ctx.skip()
     const { hostname, port } = new URL(redisUrl)
     const proxy = await startTcpProxy(hostname, Number(port || 6379))
@@ -388,11 +388,14 @@ describe('Redis consumer', () => {
       proxy.setMode('hang')
       await new Promise((resolve) => setTimeout(resolve, 300))
       // A stop that waited for the hung server would outlast the socket timeout (blockMs + 10 s).
+      const started = Date.now()
       const outcome = await Promise.race([
         consumer.stop().then(() => 'stopped'),
         new Promise((resolve) => setTimeout(resolve, 5000, 'still stopping')),
       ])
       expect(outcome).toBe('stopped')
+      // Leaving the group and releasing the channel's lease are bounded to 1 s each, and go side by side.
+      expect(Date.now() - started).toBeLessThan(2000)
     } finally {
       await proxy.close()
       await redis.del(own.commands, own.deadLetter)
