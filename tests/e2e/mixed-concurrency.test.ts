@@ -25,7 +25,7 @@ import { client, postgresMode, type RunningService, type Storage, startService }
  * timing); MIXED_SECONDS and MIXED_PROCESSES change the load.
  */
 const SEED = Number(process.env.MIXED_SEED ?? Math.floor(Math.random() * 2 ** 31))
-const SECONDS = Number(process.env.MIXED_SECONDS ?? 20)
+const SECONDS = Number(process.env.MIXED_SECONDS ?? 12)
 const PROCESSES = Number(process.env.MIXED_PROCESSES ?? 2)
 
 describe('every feature mixed, from many clients over several processes on one database', () => {

@@ -27,7 +27,7 @@ import { client, postgresMode, type RunningService, type Storage, startService }
  * MIXED_SEED replays a sequence of requests; MIXED_CRASH_SECONDS changes the load.
  */
 const SEED = Number(process.env.MIXED_SEED ?? Math.floor(Math.random() * 2 ** 31))
-const SECONDS = Number(process.env.MIXED_CRASH_SECONDS ?? 15)
+const SECONDS = Number(process.env.MIXED_CRASH_SECONDS ?? 12)
 
 describe('every feature mixed over two processes, the one running the relay killed and started again', () => {
   let storage: Storage | null = null

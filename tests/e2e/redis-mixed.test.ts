@@ -51,7 +51,7 @@ import { type Answer, client, postgresMode, type RunningService, type Storage } 
  * messages and requests (their ids and interleaving aside); REDIS_MIXED_SECONDS changes the load's length.
  */
 const SEED = Number(process.env.REDIS_MIXED_SEED ?? Math.floor(Math.random() * 2 ** 31))
-const SECONDS = Number(process.env.REDIS_MIXED_SECONDS ?? 15)
+const SECONDS = Number(process.env.REDIS_MIXED_SECONDS ?? 12)
 const HTTP_IN_FLIGHT = 2
 
 describe('commands over Redis, mixed with HTTP writes, over two consuming processes and a kill -9', () => {
