@@ -1,4 +1,5 @@
 import { isDeepStrictEqual } from 'node:util'
+import { tally } from '../support/seeded-random.ts'
 import type { Body, Op, Sent } from './mixed-load.ts'
 import { newStory, type Replay } from './mixed-replay.ts'
 import type { State } from './mixed-state.ts'
@@ -140,14 +141,6 @@ export function checkAnswers(
 
 /** What was sent and answered, and what the events tell, in numbers: the context of a failure. */
 export function summary(sent: readonly Sent[], outbox: State['outbox'], replay: Replay): string {
-  const tally = (names: string[]) => {
-    const counts = new Map<string, number>()
-    for (const name of names) counts.set(name, (counts.get(name) ?? 0) + 1)
-    return [...counts]
-      .sort()
-      .map(([name, n]) => `${name} ${n}`)
-      .join(', ')
-  }
   const route = ({ method, path }: Op) => `${method} ${path.split('/').slice(0, 2).join('/')}`
   const lag = replay.lags.length > 0 ? `${Math.min(...replay.lags)}..${Math.max(...replay.lags)} ms` : 'none'
   return (

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { randomBatchref, randomSku } from '../support/random-refs.ts'
+import { randomOf } from '../support/seeded-random.ts'
 import { listeningAddress } from '../support/service-process.ts'
 import { type Answer, client, type RunningService } from './support.ts'
 
@@ -74,21 +75,6 @@ export async function send(url: string, { method, path, body }: Op): Promise<Ans
   } catch (error) {
     return { status: 0, body: { message: String(error) }, headers: new Headers() }
   }
-}
-
-/** mulberry32: small, seedable, good enough to pick requests. */
-function randomOf(seed: number) {
-  let state = seed >>> 0
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1))
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)] as T
-  return { next, int, pick }
 }
 
 /**

@@ -1,4 +1,5 @@
 import { isDeepStrictEqual } from 'node:util'
+import { tally } from '../support/seeded-random.ts'
 import type { Published, Sent } from './redis-mixed-messages.ts'
 import { EVENTS, groupBy, LINE_ALLOCATED, parsed } from './redis-mixed-redis.ts'
 import type { Replay } from './redis-mixed-replay.ts'
@@ -126,14 +127,6 @@ export function summary(
   requested: readonly Requested[],
   outbox: readonly OutboxRow[],
 ): string {
-  const tally = (names: readonly string[]) => {
-    const counts = new Map<string, number>()
-    for (const name of names) counts.set(name, (counts.get(name) ?? 0) + 1)
-    return [...counts]
-      .sort()
-      .map(([name, n]) => `${name} ${n}`)
-      .join(', ')
-  }
   return (
     `${sent.length} stream entries (${tally(sent.map((s) => `${s.command?.type ?? 'malformed'} ${s.allowed.join('|')}`))}); ` +
     `${published.length} channel messages (${published.filter((p) => p.valid).length} valid); ` +

@@ -1,13 +1,6 @@
 import { randomBatchref, randomSku } from '../support/random-refs.ts'
-import {
-  type BatchPlan,
-  type Body,
-  newBatch,
-  type Random,
-  randomOf,
-  uniqueEta,
-  uniqueQty,
-} from './redis-mixed-seeded.ts'
+import { type Random, randomOf } from '../support/seeded-random.ts'
+import { type BatchPlan, type Body, newBatch, uniqueEta, uniqueQty } from './redis-mixed-seeded.ts'
 
 export type Outcome =
   | 'applied'

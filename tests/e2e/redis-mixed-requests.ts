@@ -1,4 +1,5 @@
-import { type BatchPlan, type Body, newBatch, randomOf, uniqueEta, uniqueQty } from './redis-mixed-seeded.ts'
+import { randomOf } from '../support/seeded-random.ts'
+import { type BatchPlan, type Body, newBatch, uniqueEta, uniqueQty } from './redis-mixed-seeded.ts'
 import type { Answer } from './support.ts'
 
 export type Requested = Readonly<{

@@ -1,25 +1,10 @@
 import { randomBatchref } from '../support/random-refs.ts'
+import type { Random } from '../support/seeded-random.ts'
 
 export type Body = Record<string, unknown>
 
 /** A batch and the quantities and etas it was given, so that each change sets a value no other change sets. */
 export type BatchPlan = { ref: string; sku: string; initial: boolean; qtys: Set<number>; etas: Set<string | null> }
-
-/** mulberry32: small, seedable, good enough to pick messages. */
-export function randomOf(seed: number) {
-  let state = seed >>> 0
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1))
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)] as T
-  return { next, int, pick }
-}
-export type Random = ReturnType<typeof randomOf>
 
 /**
  * A quantity no change of the batch has set: each source of changes takes its own residue modulo 3, so an
